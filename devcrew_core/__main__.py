@@ -1,0 +1,5 @@
+"""``python -m devcrew_core`` runs the CLI."""
+
+from devcrew_core.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``devcrew`` command-line interface (click)."""

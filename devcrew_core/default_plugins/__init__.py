@@ -1,0 +1,1 @@
+"""Built-in plugins, registered through the ``devcrew`` entry-point group like any other."""

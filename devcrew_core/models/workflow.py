@@ -1,0 +1,121 @@
+"""Workflow and task definitions (the spec's ``Workflow``, ``Task``, ``RetryPolicy``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, Field, model_validator
+
+from devcrew_core.errors import DefinitionError
+from devcrew_core.models._base import Capabilities, DevcrewModel, Id, LenientEnum
+
+
+class TaskPriority(LenientEnum):
+    """Priority of a task or workflow, as used by delegation and scheduling."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class RetryBackoff(LenientEnum):
+    """How the delay between retries grows."""
+
+    FIXED = "fixed"
+    LINEAR = "linear"
+    EXPONENTIAL = "exponential"
+
+
+class ExecutionMode(LenientEnum):
+    """How the engine runs the ready tasks of a workflow."""
+
+    SEQUENTIAL = "sequential"
+    PARALLEL = "parallel"
+
+
+class RetryPolicy(DevcrewModel):
+    """How often and how patiently a failed task attempt is retried.
+
+    ``max_retries`` counts retries *after* the first attempt.
+    """
+
+    max_retries: int = Field(default=3, ge=0)
+    backoff: RetryBackoff = RetryBackoff.EXPONENTIAL
+    initial_delay: float = Field(default=1.0, ge=0)
+    max_delay: float = Field(default=300.0, ge=0)
+
+    def delay_for(self, retry_number: int) -> float:
+        """Seconds to wait before retry ``retry_number`` (1 for the first retry).
+
+        >>> RetryPolicy(backoff="exponential", initial_delay=5, max_delay=300).delay_for(3)
+        20.0
+        """
+        if retry_number < 1:
+            raise ValueError(f"retry_number must be >= 1, got {retry_number}")
+        if self.backoff is RetryBackoff.FIXED:
+            delay = self.initial_delay
+        elif self.backoff is RetryBackoff.LINEAR:
+            delay = self.initial_delay * retry_number
+        else:
+            delay = self.initial_delay * 2.0 ** (retry_number - 1)
+        return float(min(delay, self.max_delay))
+
+
+class Task(DevcrewModel):
+    """One unit of work in a workflow, for an agent of ``agent_type``.
+
+    In YAML the input is written ``input:``; in Python ``input_data=``.
+    """
+
+    task_id: Id
+    agent_type: Id
+    agent_capabilities: Capabilities = Field(default_factory=list)
+    input_data: dict[str, Any] = Field(
+        default_factory=dict, validation_alias=AliasChoices("input_data", "input")
+    )
+    depends_on: list[Id] = Field(default_factory=list)
+    timeout: float | None = Field(default=None, gt=0)
+    retry: int = Field(default=0, ge=0)
+    retry_policy: RetryPolicy | None = None
+    priority: TaskPriority = TaskPriority.MEDIUM
+    description: str = ""
+
+
+class Workflow(DevcrewModel):
+    """A named DAG of tasks with a priority, a timeout and notification targets."""
+
+    workflow_id: Id = Field(validation_alias=AliasChoices("workflow_id", "id"))
+    name: str = ""
+    priority: TaskPriority = TaskPriority.MEDIUM
+    timeout: float | None = Field(default=None, gt=0)
+    tasks: list[Task] = Field(default_factory=list)
+    notification: dict[str, list[str]] = Field(default_factory=dict)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _defaults_and_unique_tasks(self) -> Workflow:
+        if not self.name:
+            # Assigning through __dict__ avoids re-running validation recursively.
+            self.__dict__["name"] = self.workflow_id
+        seen: set[str] = set()
+        for task in self.tasks:
+            if task.task_id in seen:
+                raise ValueError(f"duplicate task_id {task.task_id!r}")
+            seen.add(task.task_id)
+        return self
+
+    def add_task(self, task: Task) -> None:
+        """Append ``task``; a second task with the same ID is a :class:`DefinitionError`."""
+        if any(existing.task_id == task.task_id for existing in self.tasks):
+            raise DefinitionError(
+                f"workflow {self.workflow_id!r}: duplicate task_id {task.task_id!r}"
+            )
+        self.tasks.append(task)
+
+    def get_task(self, task_id: str) -> Task:
+        """Return the task with ``task_id`` or raise ``KeyError``."""
+        for task in self.tasks:
+            if task.task_id == task_id:
+                return task
+        raise KeyError(task_id)

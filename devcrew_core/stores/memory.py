@@ -1,0 +1,418 @@
+"""``memory://``: a process-local store kept in dictionaries behind one lock.
+
+Fast and dependency-free, for tests, benchmarks and throwaway runs. Nothing survives
+the process, and other processes cannot see it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from devcrew_core.errors import NotFoundError, StoreError
+from devcrew_core.ids import validate_id
+from devcrew_core.stores.base import (
+    AGENT_MUTABLE_FIELDS,
+    HANDOFF_MUTABLE_FIELDS,
+    RUN_MUTABLE_FIELDS,
+    Store,
+    apply_changes,
+    fits,
+    limits_of,
+    total,
+)
+from devcrew_core.stores.records import (
+    AgentRecord,
+    Allocation,
+    AuditRecord,
+    Event,
+    HandoffRecord,
+    Reservation,
+    RunRecord,
+    SlotResult,
+    TaskState,
+    WorkflowDefinition,
+)
+
+
+class MemoryStore(Store):
+    """The Store contract in process memory; one re-entrant lock makes each call atomic."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._lock = threading.RLock()
+        self._agents: dict[str, AgentRecord] = {}
+        self._slots: dict[str, dict[str, None]] = {}
+        self._by_capability: dict[str, set[str]] = {}
+        self._by_type: dict[str, set[str]] = {}
+        self._allocations: dict[tuple[str, str], Allocation] = {}
+        self._reservations: dict[str, Reservation] = {}
+        self._workflows: dict[str, WorkflowDefinition] = {}
+        self._runs: dict[str, RunRecord] = {}
+        self._task_states: dict[str, dict[str, TaskState]] = {}
+        self._handoffs: dict[str, HandoffRecord] = {}
+        self._contexts: dict[str, dict[str, Any]] = {}
+        self._audit: list[AuditRecord] = []
+        self._events: list[Event] = []
+
+    def ping(self) -> bool:
+        """Always True: memory is always there."""
+        return True
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # -- agents ------------------------------------------------------------------------
+    def _with_load(self, agent: AgentRecord) -> AgentRecord:
+        tasks = list(self._slots.get(agent.agent_id, {}))
+        return agent.model_copy(
+            deep=True, update={"current_load": len(tasks), "running_tasks": tasks}
+        )
+
+    def _unindex(self, agent: AgentRecord) -> None:
+        for cap in agent.capabilities:
+            self._by_capability.get(cap, set()).discard(agent.agent_id)
+        self._by_type.get(agent.agent_type, set()).discard(agent.agent_id)
+
+    def put_agent(self, agent: AgentRecord) -> None:
+        """Insert or replace an agent, keeping its slots."""
+        stored = agent.model_copy(deep=True, update={"current_load": 0, "running_tasks": []})
+        with self._lock:
+            old = self._agents.get(agent.agent_id)
+            if old is not None:
+                self._unindex(old)
+            self._agents[agent.agent_id] = stored
+            for cap in stored.capabilities:
+                self._by_capability.setdefault(cap, set()).add(stored.agent_id)
+            self._by_type.setdefault(stored.agent_type, set()).add(stored.agent_id)
+
+    def get_agent(self, agent_id: str) -> AgentRecord | None:
+        """Return an agent with its load."""
+        with self._lock:
+            agent = self._agents.get(agent_id)
+            return None if agent is None else self._with_load(agent)
+
+    def update_agent(self, agent_id: str, changes: Mapping[str, Any]) -> AgentRecord | None:
+        """Apply allowed changes to an agent."""
+        with self._lock:
+            agent = self._agents.get(agent_id)
+            if agent is None:
+                return None
+            self._agents[agent_id] = apply_changes(agent, changes, AGENT_MUTABLE_FIELDS)
+            return self._with_load(self._agents[agent_id])
+
+    def delete_agent(self, agent_id: str) -> AgentRecord | None:
+        """Remove an agent and its slots."""
+        with self._lock:
+            agent = self._agents.get(agent_id)
+            if agent is None:
+                return None
+            removed = self._with_load(agent)
+            self._unindex(agent)
+            del self._agents[agent_id]
+            self._slots.pop(agent_id, None)
+            return removed
+
+    def list_agents(self, agent_type: str | None = None) -> list[AgentRecord]:
+        """All agents, optionally of one type."""
+        with self._lock:
+            ids = self._agents.keys() if agent_type is None else self._by_type.get(agent_type, ())
+            return [self._with_load(self._agents[i]) for i in sorted(ids)]
+
+    def find_agents(
+        self, capabilities: Sequence[str], agent_type: str | None = None
+    ) -> list[AgentRecord]:
+        """Agents having every capability, from the capability and type indexes."""
+        with self._lock:
+            sets = [self._by_capability.get(cap, set()) for cap in capabilities]
+            if agent_type is not None:
+                sets.append(self._by_type.get(agent_type, set()))
+            ids = set.intersection(*sets) if sets else set(self._agents)
+            return [self._with_load(self._agents[i]) for i in sorted(ids)]
+
+    def acquire_slot(self, agent_id: str, task_id: str) -> SlotResult:
+        """Take a slot if one is free."""
+        validate_id(task_id, "task_id")
+        with self._lock:
+            agent = self._agents.get(agent_id)
+            if agent is None:
+                raise NotFoundError(f"agent {agent_id!r} is not registered")
+            slots = self._slots.setdefault(agent_id, {})
+            held = task_id in slots
+            acquired = held or len(slots) < agent.max_concurrent_tasks
+            if acquired:
+                slots[task_id] = None
+            return SlotResult(
+                acquired=acquired,
+                already_held=held,
+                current_load=len(slots),
+                max_concurrent_tasks=agent.max_concurrent_tasks,
+            )
+
+    def release_slot(self, agent_id: str, task_id: str) -> bool:
+        """Free a slot; idempotent."""
+        with self._lock:
+            slots = self._slots.get(agent_id, {})
+            return slots.pop(task_id, "absent") is None
+
+    # -- resources -----------------------------------------------------------------------
+    def _live_reservations(self, agent_id: str, now: float) -> list[Reservation]:
+        return [
+            r
+            for r in self._reservations.values()
+            if r.agent_id == agent_id and r.expires_at > now
+        ]
+
+    def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
+        """Record an allocation if it fits."""
+        with self._lock:
+            agent = self._agents.get(allocation.agent_id)
+            if agent is None:
+                raise NotFoundError(f"agent {allocation.agent_id!r} is not registered")
+            key = (allocation.agent_id, allocation.task_id)
+            if key in self._allocations:
+                return self._allocations[key].model_copy()
+            reservations = self._live_reservations(allocation.agent_id, now)
+            redeemed = next(
+                (r for r in reservations if r.reservation_id == allocation.reservation_id), None
+            )
+            held = [a for (aid, _), a in self._allocations.items() if aid == allocation.agent_id]
+            others = [r for r in reservations if r is not redeemed]
+            if not fits(limits_of(agent), total([*held, *others]), allocation):
+                return None
+            if redeemed is not None:
+                del self._reservations[redeemed.reservation_id]
+            self._allocations[key] = allocation.model_copy()
+            return allocation.model_copy()
+
+    def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
+        """Remove an allocation."""
+        with self._lock:
+            return self._allocations.pop((agent_id, task_id), None)
+
+    def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
+        """Allocations by creation time."""
+        with self._lock:
+            found = [
+                a.model_copy()
+                for (aid, _), a in self._allocations.items()
+                if agent_id is None or aid == agent_id
+            ]
+        return sorted(found, key=lambda a: (a.created_at, a.agent_id, a.task_id))
+
+    def reserve(self, reservation: Reservation, now: float) -> bool:
+        """Hold capacity if it fits."""
+        with self._lock:
+            agent = self._agents.get(reservation.agent_id)
+            if agent is None:
+                raise NotFoundError(f"agent {reservation.agent_id!r} is not registered")
+            if reservation.reservation_id in self._reservations:
+                raise StoreError(f"reservation {reservation.reservation_id!r} exists already")
+            held = [a for (aid, _), a in self._allocations.items() if aid == agent.agent_id]
+            live = self._live_reservations(agent.agent_id, now)
+            if not fits(limits_of(agent), total([*held, *live]), reservation):
+                return False
+            self._reservations[reservation.reservation_id] = reservation.model_copy()
+            return True
+
+    def get_reservation(self, reservation_id: str) -> Reservation | None:
+        """Return a reservation."""
+        with self._lock:
+            found = self._reservations.get(reservation_id)
+            return None if found is None else found.model_copy()
+
+    def cancel_reservation(self, reservation_id: str) -> bool:
+        """Remove a reservation."""
+        with self._lock:
+            return self._reservations.pop(reservation_id, None) is not None
+
+    def list_reservations(self, agent_id: str | None = None) -> list[Reservation]:
+        """Reservations by creation time."""
+        with self._lock:
+            found = [
+                r.model_copy()
+                for r in self._reservations.values()
+                if agent_id is None or r.agent_id == agent_id
+            ]
+        return sorted(found, key=lambda r: (r.created_at, r.reservation_id))
+
+    def expire_reservations(self, now: float) -> list[Reservation]:
+        """Drop reservations that have expired."""
+        with self._lock:
+            gone = [r for r in self._reservations.values() if r.expires_at <= now]
+            for r in gone:
+                del self._reservations[r.reservation_id]
+        return sorted(gone, key=lambda r: (r.created_at, r.reservation_id))
+
+    # -- workflows and runs ------------------------------------------------------------------
+    def put_workflow(self, workflow: WorkflowDefinition) -> None:
+        """Insert or replace a workflow definition."""
+        with self._lock:
+            self._workflows[workflow.workflow_id] = workflow.model_copy(deep=True)
+
+    def get_workflow(self, workflow_id: str) -> WorkflowDefinition | None:
+        """Return a workflow definition."""
+        with self._lock:
+            found = self._workflows.get(workflow_id)
+            return None if found is None else found.model_copy(deep=True)
+
+    def list_workflows(self) -> list[WorkflowDefinition]:
+        """All workflow definitions."""
+        with self._lock:
+            return [self._workflows[k].model_copy(deep=True) for k in sorted(self._workflows)]
+
+    def delete_workflow(self, workflow_id: str) -> bool:
+        """Remove a workflow definition."""
+        with self._lock:
+            return self._workflows.pop(workflow_id, None) is not None
+
+    def create_run(self, run: RunRecord) -> None:
+        """Insert a new run."""
+        with self._lock:
+            if run.run_id in self._runs:
+                raise StoreError(f"run {run.run_id!r} exists already")
+            self._runs[run.run_id] = run.model_copy(deep=True)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return a run."""
+        with self._lock:
+            found = self._runs.get(run_id)
+            return None if found is None else found.model_copy(deep=True)
+
+    def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
+        """Apply allowed changes to a run."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return None
+            self._runs[run_id] = apply_changes(run, changes, RUN_MUTABLE_FIELDS)
+            return self._runs[run_id].model_copy(deep=True)
+
+    def list_runs(
+        self, workflow_id: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        """Runs, oldest first."""
+        with self._lock:
+            found = [
+                r.model_copy(deep=True)
+                for r in self._runs.values()
+                if (workflow_id is None or r.workflow_id == workflow_id)
+                and (status is None or r.status.value == status)
+            ]
+        return sorted(found, key=lambda r: (r.created_at, r.run_id))
+
+    def put_task_states(self, states: Sequence[TaskState]) -> None:
+        """Upsert task states."""
+        with self._lock:
+            for state in states:
+                self._task_states.setdefault(state.run_id, {})[state.task_id] = state.model_copy(
+                    deep=True
+                )
+
+    def get_task_states(self, run_id: str) -> list[TaskState]:
+        """Task states of a run."""
+        with self._lock:
+            states = self._task_states.get(run_id, {})
+            return [states[k].model_copy(deep=True) for k in sorted(states)]
+
+    # -- handoffs --------------------------------------------------------------------------
+    def put_handoff(self, handoff: HandoffRecord, context: Mapping[str, Any] | None) -> None:
+        """Insert or replace a handoff and its context."""
+        with self._lock:
+            self._handoffs[handoff.handoff_id] = handoff.model_copy(deep=True)
+            if context is None:
+                self._contexts.pop(handoff.handoff_id, None)
+            else:
+                self._contexts[handoff.handoff_id] = dict(context)
+
+    def get_handoff(self, handoff_id: str) -> HandoffRecord | None:
+        """Return a handoff."""
+        with self._lock:
+            found = self._handoffs.get(handoff_id)
+            return None if found is None else found.model_copy(deep=True)
+
+    def update_handoff(self, handoff_id: str, changes: Mapping[str, Any]) -> HandoffRecord | None:
+        """Apply allowed changes to a handoff."""
+        with self._lock:
+            found = self._handoffs.get(handoff_id)
+            if found is None:
+                return None
+            self._handoffs[handoff_id] = apply_changes(found, changes, HANDOFF_MUTABLE_FIELDS)
+            return self._handoffs[handoff_id].model_copy(deep=True)
+
+    def get_handoff_context(self, handoff_id: str) -> dict[str, Any] | None:
+        """Return the context of a handoff."""
+        with self._lock:
+            found = self._contexts.get(handoff_id)
+            return None if found is None else dict(found)
+
+    def list_handoffs(self, workflow_id: str | None = None) -> list[HandoffRecord]:
+        """Handoffs, oldest first."""
+        with self._lock:
+            found = [
+                h.model_copy(deep=True)
+                for h in self._handoffs.values()
+                if workflow_id is None or h.workflow_id == workflow_id
+            ]
+        return sorted(found, key=lambda h: (h.created_at, h.handoff_id))
+
+    # -- audit and events -----------------------------------------------------------------------
+    def append_audit(self, records: Sequence[AuditRecord]) -> list[int]:
+        """Append audit records."""
+        with self._lock:
+            start = len(self._audit) + 1
+            seqs = list(range(start, start + len(records)))
+            self._audit.extend(r.model_copy(update={"seq": s}) for r, s in zip(records, seqs))
+            return seqs
+
+    def list_audit(
+        self,
+        workflow_id: str | None = None,
+        kind: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        """Audit records after ``after``."""
+        with self._lock:
+            found = [
+                r.model_copy(deep=True)
+                for r in self._audit[max(after, 0) :]
+                if (workflow_id is None or r.workflow_id == workflow_id)
+                and (kind is None or r.kind == kind)
+            ]
+        return found[:limit]
+
+    def publish_events(self, events: Sequence[Event]) -> list[int]:
+        """Append events."""
+        with self._lock:
+            start = len(self._events) + 1
+            seqs = list(range(start, start + len(events)))
+            self._events.extend(e.model_copy(update={"seq": s}) for e, s in zip(events, seqs))
+            return seqs
+
+    def list_events(
+        self, after: int = 0, kind: str | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Events after ``after``."""
+        with self._lock:
+            found = [
+                e.model_copy(deep=True)
+                for e in self._events[max(after, 0) :]
+                if kind is None or e.kind == kind
+            ]
+        return found[:limit]
+
+
+_shared: dict[str, MemoryStore] = {}
+_shared_lock = threading.Lock()
+
+
+def open_memory_store(url: str, settings: object = None) -> MemoryStore:
+    """Store factory for ``memory://[name]``: one shared store per URL in this process,
+    so every service of one process that is given the same URL sees the same state."""
+    with _shared_lock:
+        store = _shared.get(url)
+        if store is None:
+            store = _shared[url] = MemoryStore(url)
+        return store

@@ -1,0 +1,710 @@
+"""``sqlite:///path``: the embedded default store, one SQLite file in WAL mode.
+
+Each thread of each process gets its own connection. Every mutation that guards an
+invariant runs in one ``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock
+up front, so check-then-write sequences are atomic across threads and processes.
+Synchronous mode is NORMAL by default (durable across process crashes; add
+``?synchronous=full`` to the URL to survive power loss as well).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from devcrew_core.errors import ConfigError, NotFoundError, StoreError
+from devcrew_core.ids import validate_id
+from devcrew_core.stores.base import (
+    AGENT_MUTABLE_FIELDS,
+    HANDOFF_MUTABLE_FIELDS,
+    RUN_MUTABLE_FIELDS,
+    Store,
+    apply_changes,
+    fits,
+    limits_of,
+)
+from devcrew_core.stores.records import (
+    AgentRecord,
+    Allocation,
+    AuditRecord,
+    Event,
+    HandoffRecord,
+    Reservation,
+    ResourceAmounts,
+    RunRecord,
+    SlotResult,
+    TaskState,
+    WorkflowDefinition,
+)
+
+try:  # POSIX only; on other systems concurrent first-time migrations rely on IF NOT EXISTS.
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+_MIGRATIONS = "devcrew_core.stores.sql.sqlite"
+_DERIVED = {"current_load", "running_tasks"}
+_DIMS = ("cpu_cores", "memory_mb", "disk_mb", "network_mbps")
+_SYNC_MODES = {"normal": "NORMAL", "full": "FULL", "off": "OFF"}
+
+
+def sqlite_path(url: str) -> tuple[Path, dict[str, str]]:
+    """Split ``sqlite:///abs/path.db?synchronous=full`` into a path and options."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ConfigError(f"not a sqlite URL: {url!r}")
+    raw = parts.netloc + parts.path
+    if not raw or raw == "/":
+        raise ConfigError(f"sqlite URL {url!r} names no file (expected sqlite:///path/to/file.db)")
+    if raw.startswith("//"):
+        raw = raw[1:]
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = sorted(set(options) - {"synchronous"})
+    if unknown:
+        raise ConfigError(f"sqlite URL {url!r}: unknown option(s) {', '.join(unknown)}")
+    return Path(raw).expanduser(), options
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The packaged schema migrations as (version, SQL), in order."""
+    found = []
+    for entry in resources.files(_MIGRATIONS).iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class SQLiteStore(Store):
+    """The Store contract on one SQLite file (WAL, busy timeout, versioned schema)."""
+
+    BUSY_TIMEOUT_MS = 30_000
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path, options = sqlite_path(url)
+        sync = options.get("synchronous", "normal").lower()
+        if sync not in _SYNC_MODES:
+            raise ConfigError(
+                f"sqlite URL {url!r}: synchronous={sync!r} (expected normal, full or off)"
+            )
+        self._synchronous = _SYNC_MODES[sync]
+        self._local = threading.local()
+        self._all_connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create directory for {self.path}: {exc}") from exc
+        self._migrate()
+
+    # -- connections and transactions ---------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {self.BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        with self._guard:
+            self._all_connections.append(conn)
+        return conn
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        # One connection per thread and per process: a forked child must not reuse
+        # the parent's connection.
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = self._connect()
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    @contextlib.contextmanager
+    def _tx(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite {self.path}: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"SQLite {self.path}: commit failed: {exc}") from exc
+
+    def _read(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._tx(immediate=False)
+
+    def _migrate(self) -> None:
+        steps = migrations()
+        latest = steps[-1][0]
+        conn = self._conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > latest:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this devcrew "
+                f"understands ({latest}); upgrade devcrew"
+            )
+        if version == latest:
+            return
+        lock_path = self.path.with_name(self.path.name + ".migrate.lock")
+        with open(lock_path, "a+b") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, sql in steps:
+                if number > version:
+                    try:
+                        conn.executescript(sql)
+                        conn.execute(f"PRAGMA user_version = {number}")
+                    except sqlite3.Error as exc:
+                        raise StoreError(
+                            f"{self.path}: schema migration {number} failed: {exc}"
+                        ) from exc
+
+    def ping(self) -> bool:
+        """Run a trivial query."""
+        try:
+            self._conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite {self.path}: {exc}") from exc
+        return True
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._guard:
+            conns, self._all_connections = self._all_connections, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    # -- agents ------------------------------------------------------------------------
+    @staticmethod
+    def _agent(conn: sqlite3.Connection, data: str) -> AgentRecord:
+        agent = AgentRecord.model_validate_json(data)
+        tasks = [
+            row[0]
+            for row in conn.execute(
+                "SELECT task_id FROM load_slots WHERE agent_id = ? ORDER BY acquired_at, task_id",
+                (agent.agent_id,),
+            )
+        ]
+        agent.__dict__.update(current_load=len(tasks), running_tasks=tasks)
+        return agent
+
+    @staticmethod
+    def _write_agent(conn: sqlite3.Connection, agent: AgentRecord) -> None:
+        conn.execute(
+            "INSERT INTO agents (agent_id, agent_type, max_concurrent_tasks, data) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET "
+            "agent_type = excluded.agent_type, "
+            "max_concurrent_tasks = excluded.max_concurrent_tasks, data = excluded.data",
+            (
+                agent.agent_id,
+                agent.agent_type,
+                agent.max_concurrent_tasks,
+                agent.model_dump_json(exclude=_DERIVED),
+            ),
+        )
+
+    def put_agent(self, agent: AgentRecord) -> None:
+        """Insert or replace an agent and its capability index, keeping its slots."""
+        with self._tx() as conn:
+            self._write_agent(conn, agent)
+            conn.execute("DELETE FROM agent_capabilities WHERE agent_id = ?", (agent.agent_id,))
+            conn.executemany(
+                "INSERT INTO agent_capabilities (capability, agent_id) VALUES (?, ?)",
+                [(cap, agent.agent_id) for cap in agent.capabilities],
+            )
+
+    def get_agent(self, agent_id: str) -> AgentRecord | None:
+        """Return an agent with its load."""
+        with self._read() as conn:
+            row = conn.execute("SELECT data FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+            return None if row is None else self._agent(conn, row[0])
+
+    def update_agent(self, agent_id: str, changes: Mapping[str, Any]) -> AgentRecord | None:
+        """Apply allowed changes to an agent in one transaction."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT data FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+            if row is None:
+                return None
+            agent = apply_changes(AgentRecord.model_validate_json(row[0]), changes,
+                                  AGENT_MUTABLE_FIELDS)
+            self._write_agent(conn, agent)
+            return self._agent(conn, agent.model_dump_json(exclude=_DERIVED))
+
+    def delete_agent(self, agent_id: str) -> AgentRecord | None:
+        """Remove an agent, its index entries and its slots."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT data FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+            if row is None:
+                return None
+            removed = self._agent(conn, row[0])
+            for table in ("agents", "agent_capabilities", "load_slots"):
+                conn.execute(f"DELETE FROM {table} WHERE agent_id = ?", (agent_id,))  # noqa: S608
+            return removed
+
+    def list_agents(self, agent_type: str | None = None) -> list[AgentRecord]:
+        """All agents, optionally of one type."""
+        with self._read() as conn:
+            if agent_type is None:
+                rows = conn.execute("SELECT data FROM agents ORDER BY agent_id").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT data FROM agents WHERE agent_type = ? ORDER BY agent_id", (agent_type,)
+                ).fetchall()
+            return [self._agent(conn, r[0]) for r in rows]
+
+    def find_agents(
+        self, capabilities: Sequence[str], agent_type: str | None = None
+    ) -> list[AgentRecord]:
+        """Agents having every capability, answered from the capability index."""
+        caps = sorted(set(capabilities))
+        if not caps:
+            return self.list_agents(agent_type)
+        marks = ", ".join("?" for _ in caps)
+        sql = (
+            "SELECT a.data FROM agents a JOIN ("  # noqa: S608 - only '?' marks are interpolated
+            f"  SELECT agent_id FROM agent_capabilities WHERE capability IN ({marks})"
+            "  GROUP BY agent_id HAVING COUNT(*) = ?"
+            ") c ON c.agent_id = a.agent_id"
+        )
+        params: list[Any] = [*caps, len(caps)]
+        if agent_type is not None:
+            sql += " WHERE a.agent_type = ?"
+            params.append(agent_type)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY a.agent_id", params).fetchall()
+            return [self._agent(conn, r[0]) for r in rows]
+
+    def acquire_slot(self, agent_id: str, task_id: str) -> SlotResult:
+        """Take a slot in one write transaction."""
+        validate_id(task_id, "task_id")
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT max_concurrent_tasks FROM agents WHERE agent_id = ?", (agent_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"agent {agent_id!r} is not registered")
+            limit = int(row[0])
+            held = conn.execute(
+                "SELECT 1 FROM load_slots WHERE agent_id = ? AND task_id = ?", (agent_id, task_id)
+            ).fetchone() is not None
+            load = conn.execute(
+                "SELECT COUNT(*) FROM load_slots WHERE agent_id = ?", (agent_id,)
+            ).fetchone()[0]
+            acquired = held or load < limit
+            if acquired and not held:
+                conn.execute(
+                    "INSERT INTO load_slots (agent_id, task_id, acquired_at) VALUES (?, ?, ?)",
+                    (agent_id, task_id, time.time()),
+                )
+                load += 1
+            return SlotResult(
+                acquired=acquired, already_held=held, current_load=load,
+                max_concurrent_tasks=limit,
+            )
+
+    def release_slot(self, agent_id: str, task_id: str) -> bool:
+        """Free a slot; idempotent."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "DELETE FROM load_slots WHERE agent_id = ? AND task_id = ?", (agent_id, task_id)
+            )
+            return cur.rowcount > 0
+
+    # -- resources -----------------------------------------------------------------------
+    @staticmethod
+    def _sum(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> ResourceAmounts:
+        row = conn.execute(sql, params).fetchone()
+        return ResourceAmounts(**{d: float(v or 0.0) for d, v in zip(_DIMS, row)})
+
+    def _committed(
+        self, conn: sqlite3.Connection, agent_id: str, now: float, skip_reservation: str | None
+    ) -> ResourceAmounts:
+        held = self._sum(
+            conn,
+            "SELECT SUM(cpu_cores), SUM(memory_mb), SUM(disk_mb), SUM(network_mbps) "
+            "FROM allocations WHERE agent_id = ?",
+            (agent_id,),
+        )
+        reserved = self._sum(
+            conn,
+            "SELECT SUM(cpu_cores), SUM(memory_mb), SUM(disk_mb), SUM(network_mbps) "
+            "FROM reservations WHERE agent_id = ? AND expires_at > ? AND reservation_id IS NOT ?",
+            (agent_id, now, skip_reservation),
+        )
+        return ResourceAmounts(**{d: getattr(held, d) + getattr(reserved, d) for d in _DIMS})
+
+    def _agent_or_raise(self, conn: sqlite3.Connection, agent_id: str) -> AgentRecord:
+        row = conn.execute("SELECT data FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"agent {agent_id!r} is not registered")
+        return AgentRecord.model_validate_json(row[0])
+
+    def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
+        """Check capacity and record the allocation in one write transaction."""
+        with self._tx() as conn:
+            agent = self._agent_or_raise(conn, allocation.agent_id)
+            row = conn.execute(
+                "SELECT data FROM allocations WHERE agent_id = ? AND task_id = ?",
+                (allocation.agent_id, allocation.task_id),
+            ).fetchone()
+            if row is not None:
+                return Allocation.model_validate_json(row[0])
+            redeem = None
+            if allocation.reservation_id is not None:
+                found = conn.execute(
+                    "SELECT 1 FROM reservations WHERE reservation_id = ? AND agent_id = ? "
+                    "AND expires_at > ?",
+                    (allocation.reservation_id, allocation.agent_id, now),
+                ).fetchone()
+                redeem = allocation.reservation_id if found else None
+            used = self._committed(conn, allocation.agent_id, now, redeem)
+            if not fits(limits_of(agent), used, allocation):
+                return None
+            if redeem is not None:
+                conn.execute("DELETE FROM reservations WHERE reservation_id = ?", (redeem,))
+            conn.execute(
+                "INSERT INTO allocations (agent_id, task_id, created_at, cpu_cores, memory_mb, "
+                "disk_mb, network_mbps, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    allocation.agent_id,
+                    allocation.task_id,
+                    allocation.created_at,
+                    *(getattr(allocation, d) for d in _DIMS),
+                    allocation.model_dump_json(),
+                ),
+            )
+            return allocation.model_copy()
+
+    def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
+        """Remove an allocation."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "DELETE FROM allocations WHERE agent_id = ? AND task_id = ? RETURNING data",
+                (agent_id, task_id),
+            ).fetchone()
+            return None if row is None else Allocation.model_validate_json(row[0])
+
+    def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
+        """Allocations by creation time."""
+        sql = "SELECT data FROM allocations"
+        params: tuple[Any, ...] = ()
+        if agent_id is not None:
+            sql, params = sql + " WHERE agent_id = ?", (agent_id,)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY created_at, agent_id, task_id", params).fetchall()
+        return [Allocation.model_validate_json(r[0]) for r in rows]
+
+    def reserve(self, reservation: Reservation, now: float) -> bool:
+        """Check capacity and record the reservation in one write transaction."""
+        with self._tx() as conn:
+            agent = self._agent_or_raise(conn, reservation.agent_id)
+            exists = conn.execute(
+                "SELECT 1 FROM reservations WHERE reservation_id = ?",
+                (reservation.reservation_id,),
+            ).fetchone()
+            if exists:
+                raise StoreError(f"reservation {reservation.reservation_id!r} exists already")
+            if not fits(limits_of(agent), self._committed(conn, agent.agent_id, now, None),
+                        reservation):
+                return False
+            conn.execute(
+                "INSERT INTO reservations (reservation_id, agent_id, expires_at, created_at, "
+                "cpu_cores, memory_mb, disk_mb, network_mbps, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    reservation.reservation_id,
+                    reservation.agent_id,
+                    reservation.expires_at,
+                    reservation.created_at,
+                    *(getattr(reservation, d) for d in _DIMS),
+                    reservation.model_dump_json(),
+                ),
+            )
+            return True
+
+    def get_reservation(self, reservation_id: str) -> Reservation | None:
+        """Return a reservation."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT data FROM reservations WHERE reservation_id = ?", (reservation_id,)
+            ).fetchone()
+        return None if row is None else Reservation.model_validate_json(row[0])
+
+    def cancel_reservation(self, reservation_id: str) -> bool:
+        """Remove a reservation."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "DELETE FROM reservations WHERE reservation_id = ?", (reservation_id,)
+            )
+            return cur.rowcount > 0
+
+    def list_reservations(self, agent_id: str | None = None) -> list[Reservation]:
+        """Reservations by creation time."""
+        sql = "SELECT data FROM reservations"
+        params: tuple[Any, ...] = ()
+        if agent_id is not None:
+            sql, params = sql + " WHERE agent_id = ?", (agent_id,)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY created_at, reservation_id", params).fetchall()
+        return [Reservation.model_validate_json(r[0]) for r in rows]
+
+    def expire_reservations(self, now: float) -> list[Reservation]:
+        """Drop reservations that have expired."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                "DELETE FROM reservations WHERE expires_at <= ? RETURNING data", (now,)
+            ).fetchall()
+        gone = [Reservation.model_validate_json(r[0]) for r in rows]
+        return sorted(gone, key=lambda r: (r.created_at, r.reservation_id))
+
+    # -- workflows and runs ----------------------------------------------------------------
+    def put_workflow(self, workflow: WorkflowDefinition) -> None:
+        """Insert or replace a workflow definition."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO workflows (workflow_id, data) VALUES (?, ?)",
+                (workflow.workflow_id, workflow.model_dump_json()),
+            )
+
+    def get_workflow(self, workflow_id: str) -> WorkflowDefinition | None:
+        """Return a workflow definition."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT data FROM workflows WHERE workflow_id = ?", (workflow_id,)
+            ).fetchone()
+        return None if row is None else WorkflowDefinition.model_validate_json(row[0])
+
+    def list_workflows(self) -> list[WorkflowDefinition]:
+        """All workflow definitions."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT data FROM workflows ORDER BY workflow_id").fetchall()
+        return [WorkflowDefinition.model_validate_json(r[0]) for r in rows]
+
+    def delete_workflow(self, workflow_id: str) -> bool:
+        """Remove a workflow definition."""
+        with self._tx() as conn:
+            cur = conn.execute("DELETE FROM workflows WHERE workflow_id = ?", (workflow_id,))
+            return cur.rowcount > 0
+
+    @staticmethod
+    def _write_run(conn: sqlite3.Connection, run: RunRecord, insert: bool) -> None:
+        verb = "INSERT" if insert else "INSERT OR REPLACE"
+        conn.execute(
+            f"{verb} INTO runs (run_id, workflow_id, status, created_at, data) "  # noqa: S608
+            "VALUES (?, ?, ?, ?, ?)",
+            (run.run_id, run.workflow_id, run.status.value, run.created_at, run.model_dump_json()),
+        )
+
+    def create_run(self, run: RunRecord) -> None:
+        """Insert a new run."""
+        try:
+            with self._tx() as conn:
+                self._write_run(conn, run, insert=True)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"run {run.run_id!r} exists already") from exc
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return a run."""
+        with self._read() as conn:
+            row = conn.execute("SELECT data FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else RunRecord.model_validate_json(row[0])
+
+    def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
+        """Apply allowed changes to a run in one transaction."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT data FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            run = apply_changes(RunRecord.model_validate_json(row[0]), changes, RUN_MUTABLE_FIELDS)
+            self._write_run(conn, run, insert=False)
+            return run
+
+    def list_runs(
+        self, workflow_id: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        """Runs, oldest first."""
+        clauses, params = [], []
+        if workflow_id is not None:
+            clauses.append("workflow_id = ?")
+            params.append(workflow_id)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT data FROM runs{where} ORDER BY created_at, run_id", params  # noqa: S608
+            ).fetchall()
+        return [RunRecord.model_validate_json(r[0]) for r in rows]
+
+    def put_task_states(self, states: Sequence[TaskState]) -> None:
+        """Upsert many task states in one transaction (group commit)."""
+        if not states:
+            return
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO task_states (run_id, task_id, data) VALUES (?, ?, ?)",
+                [(s.run_id, s.task_id, s.model_dump_json()) for s in states],
+            )
+
+    def get_task_states(self, run_id: str) -> list[TaskState]:
+        """Task states of a run."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT data FROM task_states WHERE run_id = ? ORDER BY task_id", (run_id,)
+            ).fetchall()
+        return [TaskState.model_validate_json(r[0]) for r in rows]
+
+    # -- handoffs ----------------------------------------------------------------------------
+    def put_handoff(self, handoff: HandoffRecord, context: Mapping[str, Any] | None) -> None:
+        """Insert or replace a handoff and its context."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO handoffs (handoff_id, workflow_id, created_at, data, "
+                "context) VALUES (?, ?, ?, ?, ?)",
+                (
+                    handoff.handoff_id,
+                    handoff.workflow_id,
+                    handoff.created_at,
+                    handoff.model_dump_json(),
+                    None if context is None else json.dumps(dict(context)),
+                ),
+            )
+
+    def get_handoff(self, handoff_id: str) -> HandoffRecord | None:
+        """Return a handoff."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT data FROM handoffs WHERE handoff_id = ?", (handoff_id,)
+            ).fetchone()
+        return None if row is None else HandoffRecord.model_validate_json(row[0])
+
+    def update_handoff(self, handoff_id: str, changes: Mapping[str, Any]) -> HandoffRecord | None:
+        """Apply allowed changes to a handoff in one transaction."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT data FROM handoffs WHERE handoff_id = ?", (handoff_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            handoff = apply_changes(
+                HandoffRecord.model_validate_json(row[0]), changes, HANDOFF_MUTABLE_FIELDS
+            )
+            conn.execute(
+                "UPDATE handoffs SET data = ? WHERE handoff_id = ?",
+                (handoff.model_dump_json(), handoff_id),
+            )
+            return handoff
+
+    def get_handoff_context(self, handoff_id: str) -> dict[str, Any] | None:
+        """Return the context of a handoff."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT context FROM handoffs WHERE handoff_id = ?", (handoff_id,)
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        context: dict[str, Any] = json.loads(row[0])
+        return context
+
+    def list_handoffs(self, workflow_id: str | None = None) -> list[HandoffRecord]:
+        """Handoffs, oldest first."""
+        sql = "SELECT data FROM handoffs"
+        params: tuple[Any, ...] = ()
+        if workflow_id is not None:
+            sql, params = sql + " WHERE workflow_id = ?", (workflow_id,)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY created_at, handoff_id", params).fetchall()
+        return [HandoffRecord.model_validate_json(r[0]) for r in rows]
+
+    # -- audit and events ----------------------------------------------------------------------
+    def append_audit(self, records: Sequence[AuditRecord]) -> list[int]:
+        """Append audit records in one transaction."""
+        seqs: list[int] = []
+        with self._tx() as conn:
+            for rec in records:
+                cur = conn.execute(
+                    "INSERT INTO audit (kind, workflow_id, created_at, data) VALUES (?, ?, ?, ?)",
+                    (rec.kind, rec.workflow_id, rec.created_at, rec.model_dump_json(exclude={"seq"})),
+                )
+                seqs.append(int(cur.lastrowid or 0))
+        return seqs
+
+    def list_audit(
+        self,
+        workflow_id: str | None = None,
+        kind: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        """Audit records after ``after``."""
+        clauses, params = ["seq > ?"], [after]
+        if workflow_id is not None:
+            clauses.append("workflow_id = ?")
+            params.append(workflow_id)
+        if kind is not None:
+            clauses.append("kind = ?")
+            params.append(kind)
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT seq, data FROM audit WHERE {' AND '.join(clauses)} "  # noqa: S608
+                "ORDER BY seq LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+        return [AuditRecord.model_validate({**json.loads(d), "seq": s}) for s, d in rows]
+
+    def publish_events(self, events: Sequence[Event]) -> list[int]:
+        """Append events in one transaction."""
+        seqs: list[int] = []
+        with self._tx() as conn:
+            for event in events:
+                cur = conn.execute(
+                    "INSERT INTO events (kind, created_at, data) VALUES (?, ?, ?)",
+                    (event.kind, event.created_at, event.model_dump_json(exclude={"seq"})),
+                )
+                seqs.append(int(cur.lastrowid or 0))
+        return seqs
+
+    def list_events(
+        self, after: int = 0, kind: str | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Events after ``after``."""
+        clauses, params = ["seq > ?"], [after]
+        if kind is not None:
+            clauses.append("kind = ?")
+            params.append(kind)
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT seq, data FROM events WHERE {' AND '.join(clauses)} "  # noqa: S608
+                "ORDER BY seq LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+        return [Event.model_validate({**json.loads(d), "seq": s}) for s, d in rows]
+
+
+def open_sqlite_store(url: str, settings: object = None) -> SQLiteStore:
+    """Store factory for ``sqlite:///path/to/file.db``."""
+    return SQLiteStore(url)
