@@ -1,0 +1,1 @@
+"""devcrew benchmarks: each figure is reported beside a floor measured in the same run."""

@@ -1,0 +1,335 @@
+"""The Store contract, run unchanged against every backend in ``store_backends.BACKENDS``."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from devcrew_core.errors import DefinitionError, NotFoundError, StoreError
+from devcrew_core.models import ResourceLimits
+from devcrew_core.stores.base import Store
+from devcrew_core.stores.records import (
+    AgentRecord,
+    Allocation,
+    AuditRecord,
+    Event,
+    HandoffRecord,
+    Reservation,
+    RunRecord,
+    RunStatus,
+    TaskState,
+    TaskStatus,
+    WorkflowDefinition,
+)
+
+
+def agent(agent_id: str = "a1", agent_type: str = "Backend-Engineer",
+          capabilities: tuple[str, ...] = ("python", "testing"), max_tasks: int = 3,
+          limits: ResourceLimits | None = None) -> AgentRecord:
+    return AgentRecord(agent_id=agent_id, agent_type=agent_type, capabilities=list(capabilities),
+                       max_concurrent_tasks=max_tasks, resource_limits=limits)
+
+
+# -- agents -------------------------------------------------------------------------------
+def test_agent_round_trip_and_missing(store: Store) -> None:
+    store.put_agent(agent(limits=ResourceLimits(cpu_cores=4, memory_mb=1024)))
+    got = store.get_agent("a1")
+    assert got is not None
+    assert got.agent_type == "Backend-Engineer"
+    assert got.capabilities == ["python", "testing"]
+    assert got.resource_limits is not None and got.resource_limits.cpu_cores == 4
+    assert got.current_load == 0 and got.running_tasks == []
+    assert store.get_agent("nobody") is None
+
+
+def test_list_agents_ordered_and_filtered_by_type(store: Store) -> None:
+    store.put_agent(agent("b", agent_type="QA-Tester"))
+    store.put_agent(agent("c"))
+    store.put_agent(agent("a"))
+    assert [a.agent_id for a in store.list_agents()] == ["a", "b", "c"]
+    assert [a.agent_id for a in store.list_agents("QA-Tester")] == ["b"]
+    assert store.list_agents("Nobody") == []
+
+
+def test_find_agents_requires_every_capability(store: Store) -> None:
+    store.put_agent(agent("full", capabilities=("python", "api-development", "testing")))
+    store.put_agent(agent("partial", capabilities=("python", "testing")))
+    store.put_agent(agent("qa", agent_type="QA-Tester", capabilities=("python", "api-development")))
+    found = store.find_agents(["python", "api-development"])
+    assert [a.agent_id for a in found] == ["full", "qa"]
+    typed = store.find_agents(["python", "api-development"], agent_type="Backend-Engineer")
+    assert [a.agent_id for a in typed] == ["full"]
+    assert store.find_agents(["cobol"]) == []
+    assert [a.agent_id for a in store.find_agents([], agent_type="QA-Tester")] == ["qa"]
+
+
+def test_reregistering_updates_index_and_keeps_load(store: Store) -> None:
+    store.put_agent(agent("a1", capabilities=("python",)))
+    assert store.acquire_slot("a1", "t1").acquired
+    store.put_agent(agent("a1", capabilities=("rust",), max_tasks=5))
+    assert store.find_agents(["python"]) == []
+    assert [a.agent_id for a in store.find_agents(["rust"])] == ["a1"]
+    got = store.get_agent("a1")
+    assert got is not None
+    assert got.current_load == 1 and got.running_tasks == ["t1"]
+    assert got.max_concurrent_tasks == 5
+
+
+def test_update_agent_allows_only_mutable_fields(store: Store) -> None:
+    store.put_agent(agent())
+    updated = store.update_agent("a1", {"available": False, "expires_at": 123.0})
+    assert updated is not None and updated.available is False and updated.expires_at == 123.0
+    stored = store.get_agent("a1")
+    assert stored is not None and stored.available is False
+    with pytest.raises(DefinitionError, match="agent_type"):
+        store.update_agent("a1", {"agent_type": "Other"})
+    assert store.update_agent("nobody", {"available": True}) is None
+
+
+def test_delete_agent_removes_slots_and_index(store: Store) -> None:
+    store.put_agent(agent())
+    store.acquire_slot("a1", "t1")
+    removed = store.delete_agent("a1")
+    assert removed is not None and removed.running_tasks == ["t1"]
+    assert store.get_agent("a1") is None
+    assert store.find_agents(["python"]) == []
+    assert store.delete_agent("a1") is None
+    store.put_agent(agent())
+    got = store.get_agent("a1")
+    assert got is not None and got.current_load == 0
+
+
+def test_slots_respect_max_concurrent_tasks(store: Store) -> None:
+    store.put_agent(agent(max_tasks=2))
+    first = store.acquire_slot("a1", "t1")
+    assert first.acquired and not first.already_held and first.current_load == 1
+    assert store.acquire_slot("a1", "t2").current_load == 2
+    refused = store.acquire_slot("a1", "t3")
+    assert not refused.acquired and refused.current_load == 2
+    again = store.acquire_slot("a1", "t1")
+    assert again.acquired and again.already_held and again.current_load == 2
+    got = store.get_agent("a1")
+    assert got is not None and sorted(got.running_tasks) == ["t1", "t2"]
+
+
+def test_release_is_idempotent(store: Store) -> None:
+    store.put_agent(agent(max_tasks=1))
+    store.acquire_slot("a1", "t1")
+    assert store.release_slot("a1", "t1") is True
+    assert store.release_slot("a1", "t1") is False
+    assert store.release_slot("a1", "never") is False
+    assert store.acquire_slot("a1", "t2").acquired
+
+
+def test_slot_errors(store: Store) -> None:
+    with pytest.raises(NotFoundError, match="nobody"):
+        store.acquire_slot("nobody", "t1")
+    store.put_agent(agent())
+    with pytest.raises(DefinitionError, match="task_id"):
+        store.acquire_slot("a1", "bad:id")
+
+
+# -- allocations and reservations -------------------------------------------------------------
+LIMITED = ResourceLimits(cpu_cores=4, memory_mb=1000)
+
+
+def alloc(task_id: str, cpu: float, mem: float, **extra: object) -> Allocation:
+    return Allocation(agent_id="a1", task_id=task_id, cpu_cores=cpu, memory_mb=mem, **extra)
+
+
+def test_allocate_within_limits_only(store: Store) -> None:
+    store.put_agent(agent(limits=LIMITED))
+    now = time.time()
+    assert store.allocate(alloc("t1", 3, 500), now) is not None
+    assert store.allocate(alloc("t2", 2, 100), now) is None, "cpu would exceed 4"
+    assert store.allocate(alloc("t3", 1, 600), now) is None, "memory would exceed 1000"
+    assert store.allocate(alloc("t4", 1, 500), now) is not None
+    assert [a.task_id for a in store.list_allocations("a1")] == ["t1", "t4"]
+
+
+def test_allocate_is_idempotent_per_task(store: Store) -> None:
+    store.put_agent(agent(limits=LIMITED))
+    first = store.allocate(alloc("t1", 3, 500), time.time())
+    second = store.allocate(alloc("t1", 3, 500), time.time())
+    assert first is not None and second is not None
+    assert second.cpu_cores == 3
+    assert len(store.list_allocations()) == 1
+
+
+def test_float_capacity_is_not_lost_to_rounding(store: Store) -> None:
+    store.put_agent(agent(limits=ResourceLimits(cpu_cores=0.3, memory_mb=10)))
+    now = time.time()
+    assert store.allocate(alloc("t1", 0.1, 0), now) is not None
+    assert store.allocate(alloc("t2", 0.2, 0), now) is not None
+    assert store.allocate(alloc("t3", 0.01, 0), now) is None
+
+
+def test_release_allocation_frees_capacity(store: Store) -> None:
+    store.put_agent(agent(limits=LIMITED))
+    now = time.time()
+    store.allocate(alloc("t1", 4, 100), now)
+    released = store.release_allocation("a1", "t1")
+    assert released is not None and released.cpu_cores == 4
+    assert store.release_allocation("a1", "t1") is None
+    assert store.allocate(alloc("t2", 4, 100), now) is not None
+
+
+def test_agent_without_limits_is_unbounded(store: Store) -> None:
+    store.put_agent(agent())
+    assert store.allocate(alloc("t1", 10_000, 10**9), time.time()) is not None
+
+
+def test_allocate_unknown_agent(store: Store) -> None:
+    with pytest.raises(NotFoundError):
+        store.allocate(alloc("t1", 1, 1), time.time())
+
+
+def test_reservation_holds_capacity_until_expiry(store: Store) -> None:
+    store.put_agent(agent(limits=LIMITED))
+    now = time.time()
+    res = Reservation(reservation_id="r1", agent_id="a1", cpu_cores=3, memory_mb=100,
+                      expires_at=now + 60)
+    assert store.reserve(res, now)
+    assert store.allocate(alloc("t1", 2, 100), now) is None, "reserved capacity is held"
+    assert store.allocate(alloc("t1", 1, 100), now) is not None
+    # Once the reservation has expired it holds nothing.
+    later = now + 61
+    assert store.allocate(alloc("t2", 3, 100), later) is not None
+    got = store.get_reservation("r1")
+    assert got is not None and got.cpu_cores == 3
+
+
+def test_reserve_refuses_when_full_and_duplicate_ids(store: Store) -> None:
+    store.put_agent(agent(limits=LIMITED))
+    now = time.time()
+    store.allocate(alloc("t1", 3, 100), now)
+    big = Reservation(reservation_id="r1", agent_id="a1", cpu_cores=2, expires_at=now + 60)
+    assert store.reserve(big, now) is False
+    small = Reservation(reservation_id="r2", agent_id="a1", cpu_cores=1, expires_at=now + 60)
+    assert store.reserve(small, now) is True
+    with pytest.raises(StoreError, match="r2"):
+        store.reserve(small, now)
+
+
+def test_redeeming_a_reservation_converts_its_capacity(store: Store) -> None:
+    store.put_agent(agent(limits=LIMITED))
+    now = time.time()
+    store.reserve(Reservation(reservation_id="r1", agent_id="a1", task_id="t1", cpu_cores=4,
+                              memory_mb=100, expires_at=now + 60), now)
+    assert store.allocate(alloc("other", 1, 1), now) is None
+    redeemed = store.allocate(alloc("t1", 4, 100, reservation_id="r1"), now)
+    assert redeemed is not None
+    assert store.get_reservation("r1") is None, "a redeemed reservation is consumed"
+    assert store.allocate(alloc("other", 1, 1), now) is None, "the allocation now holds it"
+
+
+def test_expire_and_cancel_reservations(store: Store) -> None:
+    store.put_agent(agent(limits=LIMITED))
+    now = time.time()
+    for rid, ttl in (("old", 1), ("new", 100)):
+        store.reserve(Reservation(reservation_id=rid, agent_id="a1", cpu_cores=1,
+                                  expires_at=now + ttl), now)
+    gone = store.expire_reservations(now + 10)
+    assert [r.reservation_id for r in gone] == ["old"]
+    assert [r.reservation_id for r in store.list_reservations("a1")] == ["new"]
+    assert store.cancel_reservation("new") is True
+    assert store.cancel_reservation("new") is False
+    assert store.list_reservations() == []
+
+
+# -- workflows, runs, task states -----------------------------------------------------------------
+def test_workflow_definitions(store: Store) -> None:
+    store.put_workflow(WorkflowDefinition(workflow_id="wf-b", definition={"name": "B"}))
+    store.put_workflow(WorkflowDefinition(workflow_id="wf-a", definition={"name": "A"}))
+    store.put_workflow(WorkflowDefinition(workflow_id="wf-a", definition={"name": "A2"}))
+    assert [w.workflow_id for w in store.list_workflows()] == ["wf-a", "wf-b"]
+    got = store.get_workflow("wf-a")
+    assert got is not None and got.definition == {"name": "A2"}
+    assert store.delete_workflow("wf-a") is True
+    assert store.delete_workflow("wf-a") is False
+    assert store.get_workflow("wf-a") is None
+
+
+def test_runs_create_update_list(store: Store) -> None:
+    store.create_run(RunRecord(run_id="r1", workflow_id="wf", created_at=1.0))
+    store.create_run(RunRecord(run_id="r2", workflow_id="wf", created_at=2.0))
+    store.create_run(RunRecord(run_id="r3", workflow_id="other", created_at=3.0))
+    with pytest.raises(StoreError, match="r1"):
+        store.create_run(RunRecord(run_id="r1", workflow_id="wf"))
+    updated = store.update_run("r1", {"status": "running", "started_at": 5.0})
+    assert updated is not None and updated.status is RunStatus.RUNNING
+    got = store.get_run("r1")
+    assert got is not None and got.started_at == 5.0
+    assert [r.run_id for r in store.list_runs(workflow_id="wf")] == ["r1", "r2"]
+    assert [r.run_id for r in store.list_runs(status="running")] == ["r1"]
+    assert [r.run_id for r in store.list_runs()] == ["r1", "r2", "r3"]
+    with pytest.raises(DefinitionError):
+        store.update_run("r1", {"workflow_id": "x"})
+    assert store.update_run("nope", {"status": "failed"}) is None
+    assert store.get_run("nope") is None
+
+
+def test_task_states_batch_upsert(store: Store) -> None:
+    store.create_run(RunRecord(run_id="r1", workflow_id="wf"))
+    store.put_task_states([TaskState(run_id="r1", task_id=f"t{i}") for i in range(3)])
+    store.put_task_states([
+        TaskState(run_id="r1", task_id="t1", status=TaskStatus.COMPLETED, attempt=2,
+                  agent_id="a1", output={"ok": True}),
+    ])
+    states = store.get_task_states("r1")
+    assert [s.task_id for s in states] == ["t0", "t1", "t2"]
+    assert states[1].status is TaskStatus.COMPLETED and states[1].output == {"ok": True}
+    assert states[1].attempt == 2 and states[0].status is TaskStatus.PENDING
+    store.put_task_states([])
+    assert store.get_task_states("other") == []
+
+
+# -- handoffs ---------------------------------------------------------------------------------------
+def test_handoffs_and_contexts(store: Store) -> None:
+    h = HandoffRecord(handoff_id="h1", workflow_id="wf", source_agent_id="a1",
+                      source_agent_type="Backend-Engineer", target_agent_type="QA-Tester")
+    store.put_handoff(h, {"state": {"tests_passing": True}, "files_created": ["a.py"]})
+    store.put_handoff(h.model_copy(update={"handoff_id": "h2", "workflow_id": "other"}), None)
+    got = store.get_handoff("h1")
+    assert got is not None and got.target_agent_type == "QA-Tester"
+    assert store.get_handoff_context("h1") == {"state": {"tests_passing": True},
+                                              "files_created": ["a.py"]}
+    assert store.get_handoff_context("h2") is None
+    updated = store.update_handoff("h1", {"status": "rolled_back", "result": {"reason": "x"}})
+    assert updated is not None and updated.status == "rolled_back"
+    assert [x.handoff_id for x in store.list_handoffs("wf")] == ["h1"]
+    assert len(store.list_handoffs()) == 2
+    with pytest.raises(DefinitionError):
+        store.update_handoff("h1", {"workflow_id": "other"})
+    assert store.get_handoff("nope") is None and store.update_handoff("nope", {}) is None
+
+
+# -- audit and events ----------------------------------------------------------------------------
+def test_audit_is_append_only_and_ordered(store: Store) -> None:
+    seqs = store.append_audit([
+        AuditRecord(kind="delegation", workflow_id="wf", subject_id="t1", data={"agent": "a1"}),
+        AuditRecord(kind="handoff", workflow_id="wf", subject_id="h1"),
+        AuditRecord(kind="delegation", workflow_id="other", subject_id="t9"),
+    ])
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    more = store.append_audit([AuditRecord(kind="delegation", workflow_id="wf")])
+    assert more[0] > seqs[-1]
+    assert [r.seq for r in store.list_audit()] == [*seqs, *more]
+    assert [r.subject_id for r in store.list_audit(workflow_id="wf", kind="delegation")] == [
+        "t1", None]
+    assert [r.seq for r in store.list_audit(after=seqs[1])] == [seqs[2], more[0]]
+    assert len(store.list_audit(limit=2)) == 2
+    assert store.list_audit()[0].data == {"agent": "a1"}
+    assert not hasattr(store, "delete_audit") and not hasattr(store, "update_audit")
+
+
+def test_events_poll_after_seq(store: Store) -> None:
+    first = store.publish_events([Event(kind="agent.registered", data={"agent_id": "a1"})])
+    second = store.publish_events([Event(kind="task.failed"), Event(kind="agent.registered")])
+    assert first[0] < second[0] < second[1]
+    assert [e.kind for e in store.list_events(after=first[0])] == [
+        "task.failed", "agent.registered"]
+    assert [e.seq for e in store.list_events(kind="agent.registered")] == [first[0], second[1]]
+    assert store.list_events(after=second[1]) == []
+    assert store.ping() is True
