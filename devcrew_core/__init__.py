@@ -6,6 +6,8 @@ the import line changed::
     from devcrew_core import Workflow, Task, TaskRequest, ResourceLimits
 """
 
+from typing import Any
+
 from devcrew_core.config import Settings, load_settings
 from devcrew_core.errors import (
     ConfigError,
@@ -35,7 +37,26 @@ from devcrew_core.models import (
     TaskRequest,
     Workflow,
 )
+from devcrew_core.templates import WorkflowTemplate
 from devcrew_core.version import __version__
+
+#: The spec's template classes, provided by the devcrew_templates plugin and looked up
+#: through the workflow-template hook on first access.
+_TEMPLATE_EXPORTS = {
+    "TDDWorkflow": "tdd",
+    "FeatureDevelopmentWorkflow": "feature-development",
+    "BugFixWorkflow": "bug-fix",
+}
+
+
+def __getattr__(name: str) -> Any:
+    template = _TEMPLATE_EXPORTS.get(name)
+    if template is None:
+        raise AttributeError(f"module 'devcrew_core' has no attribute {name!r}")
+    from devcrew_core.plugins import get_plugin_manager, resolve_ref
+
+    entry = get_plugin_manager().workflow_template(template)
+    return resolve_ref(entry.template, owner=f"workflow template {template!r}")
 
 __all__ = [
     "AgentContext",
@@ -62,6 +83,7 @@ __all__ = [
     "TaskRequest",
     "UsageError",
     "Workflow",
+    "WorkflowTemplate",
     "__version__",
     "hookimpl",
     "load_settings",
