@@ -15,7 +15,8 @@ import benchmarks
 
 def main() -> int:
     """Run each ``benchmarks.<name>`` module that defines ``main()``."""
-    found = [m.name for m in pkgutil.iter_modules(benchmarks.__path__) if not m.name.startswith("_")]
+    modules = pkgutil.iter_modules(benchmarks.__path__)
+    found = [m.name for m in modules if not m.name.startswith("_")]
     if not found:
         print("no benchmarks yet", file=sys.stderr)
         return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from devcrew_core.stores.base import Store
+
 from store_backends import BACKENDS, BackendCase
 
 _BY_NAME = {case.name: case for case in BACKENDS}

@@ -89,7 +89,8 @@ def test_config_show_masks_passwords(fmt: str) -> None:
         assert shown["settings"]["audit_url"].startswith("postgresql://orchestrator:********@")
         assert shown["sources"]["redis_url"] == "env:REDIS_URL"
     if fmt == "yaml":
-        assert yaml.safe_load(result.stdout)["settings"]["postgres_password"] == "********"
+        masked = yaml.safe_load(result.stdout)["settings"]["postgres_password"]
+        assert masked == "********"
 
 
 def test_config_error_is_one_line_with_exit_2(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from devcrew_core.stores.base import Store
 from devcrew_core.stores.records import AgentRecord
+
 from slot_workers import slot_loop, slot_process
 
 MAX_TASKS = 3

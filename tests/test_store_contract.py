@@ -285,7 +285,7 @@ def test_task_states_batch_upsert(store: Store) -> None:
     assert store.get_task_states("other") == []
 
 
-# -- handoffs ---------------------------------------------------------------------------------------
+# -- handoffs ------------------------------------------------------------------------------
 def test_handoffs_and_contexts(store: Store) -> None:
     h = HandoffRecord(handoff_id="h1", workflow_id="wf", source_agent_id="a1",
                       source_agent_type="Backend-Engineer", target_agent_type="QA-Tester")

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from devcrew_core.errors import DefinitionError
 from devcrew_core.stores.records import (
     AgentRecord,
@@ -29,7 +31,7 @@ from devcrew_core.stores.records import (
     WorkflowDefinition,
 )
 
-M = TypeVar("M", bound=AgentRecord | RunRecord | HandoffRecord)
+M = TypeVar("M", bound=BaseModel)
 
 AGENT_MUTABLE_FIELDS = frozenset(
     {"available", "last_heartbeat", "expires_at", "metadata", "priority_weight", "runner"}

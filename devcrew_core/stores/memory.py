@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from devcrew_core.errors import NotFoundError, StoreError
 from devcrew_core.ids import validate_id
@@ -34,6 +34,16 @@ from devcrew_core.stores.records import (
     TaskState,
     WorkflowDefinition,
 )
+
+Numbered = TypeVar("Numbered", AuditRecord, Event)
+
+
+def _append_numbered(log: list[Numbered], items: Sequence[Numbered]) -> list[int]:
+    """Append copies of ``items`` to ``log`` with consecutive ``seq`` numbers (from 1)."""
+    start = len(log) + 1
+    seqs = list(range(start, start + len(items)))
+    log.extend(item.model_copy(update={"seq": seq}) for item, seq in zip(items, seqs, strict=True))
+    return seqs
 
 
 class MemoryStore(Store):
@@ -361,10 +371,7 @@ class MemoryStore(Store):
     def append_audit(self, records: Sequence[AuditRecord]) -> list[int]:
         """Append audit records."""
         with self._lock:
-            start = len(self._audit) + 1
-            seqs = list(range(start, start + len(records)))
-            self._audit.extend(r.model_copy(update={"seq": s}) for r, s in zip(records, seqs))
-            return seqs
+            return _append_numbered(self._audit, records)
 
     def list_audit(
         self,
@@ -386,10 +393,7 @@ class MemoryStore(Store):
     def publish_events(self, events: Sequence[Event]) -> list[int]:
         """Append events."""
         with self._lock:
-            start = len(self._events) + 1
-            seqs = list(range(start, start + len(events)))
-            self._events.extend(e.model_copy(update={"seq": s}) for e, s in zip(events, seqs))
-            return seqs
+            return _append_numbered(self._events, events)
 
     def list_events(
         self, after: int = 0, kind: str | None = None, limit: int = 1000

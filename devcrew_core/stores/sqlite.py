@@ -337,7 +337,7 @@ class SQLiteStore(Store):
     @staticmethod
     def _sum(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> ResourceAmounts:
         row = conn.execute(sql, params).fetchone()
-        return ResourceAmounts(**{d: float(v or 0.0) for d, v in zip(_DIMS, row)})
+        return ResourceAmounts(**{d: float(v or 0.0) for d, v in zip(_DIMS, row, strict=False)})
 
     def _committed(
         self, conn: sqlite3.Connection, agent_id: str, now: float, skip_reservation: str | None
@@ -513,7 +513,7 @@ class SQLiteStore(Store):
     def _write_run(conn: sqlite3.Connection, run: RunRecord, insert: bool) -> None:
         verb = "INSERT" if insert else "INSERT OR REPLACE"
         conn.execute(
-            f"{verb} INTO runs (run_id, workflow_id, status, created_at, data) "  # noqa: S608
+            f"{verb} INTO runs (run_id, workflow_id, status, created_at, data) "
             "VALUES (?, ?, ?, ?, ?)",
             (run.run_id, run.workflow_id, run.status.value, run.created_at, run.model_dump_json()),
         )
@@ -546,7 +546,8 @@ class SQLiteStore(Store):
         self, workflow_id: str | None = None, status: str | None = None
     ) -> list[RunRecord]:
         """Runs, oldest first."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if workflow_id is not None:
             clauses.append("workflow_id = ?")
             params.append(workflow_id)
@@ -648,7 +649,8 @@ class SQLiteStore(Store):
             for rec in records:
                 cur = conn.execute(
                     "INSERT INTO audit (kind, workflow_id, created_at, data) VALUES (?, ?, ?, ?)",
-                    (rec.kind, rec.workflow_id, rec.created_at, rec.model_dump_json(exclude={"seq"})),
+                    (rec.kind, rec.workflow_id, rec.created_at,
+                     rec.model_dump_json(exclude={"seq"})),
                 )
                 seqs.append(int(cur.lastrowid or 0))
         return seqs
@@ -661,7 +663,8 @@ class SQLiteStore(Store):
         limit: int = 1000,
     ) -> list[AuditRecord]:
         """Audit records after ``after``."""
-        clauses, params = ["seq > ?"], [after]
+        clauses: list[str] = ["seq > ?"]
+        params: list[Any] = [after]
         if workflow_id is not None:
             clauses.append("workflow_id = ?")
             params.append(workflow_id)
@@ -692,7 +695,8 @@ class SQLiteStore(Store):
         self, after: int = 0, kind: str | None = None, limit: int = 1000
     ) -> list[Event]:
         """Events after ``after``."""
-        clauses, params = ["seq > ?"], [after]
+        clauses: list[str] = ["seq > ?"]
+        params: list[Any] = [after]
         if kind is not None:
             clauses.append("kind = ?")
             params.append(kind)

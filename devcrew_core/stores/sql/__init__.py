@@ -1,0 +1,1 @@
+"""Packaged SQL, one folder per backend."""

@@ -1,0 +1,1 @@
+"""SQLite schema migrations, applied in the order of their number prefix."""
