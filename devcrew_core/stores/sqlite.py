@@ -74,6 +74,20 @@ def sqlite_path(url: str) -> tuple[Path, dict[str, str]]:
     return Path(raw).expanduser(), options
 
 
+def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """``(" WHERE a = ? AND b > ?", [1, 2])`` from the filters whose value is not None.
+
+    Keys are column names chosen by this module (never user input); a key may carry its
+    operator (``"seq >"``), else ``=`` is used. Values are always bound parameters.
+    """
+    clauses, params = [], []
+    for key, value in filters.items():
+        if value is not None:
+            clauses.append(f"{key} ?" if " " in key else f"{key} = ?")
+            params.append(value)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
 def migrations() -> list[tuple[int, str]]:
     """The packaged schema migrations as (version, SQL), in order."""
     found = []
@@ -409,12 +423,11 @@ class SQLiteStore(Store):
 
     def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
         """Allocations by creation time."""
-        sql = "SELECT data FROM allocations"
-        params: tuple[Any, ...] = ()
-        if agent_id is not None:
-            sql, params = sql + " WHERE agent_id = ?", (agent_id,)
+        where, params = _where({"agent_id": agent_id})
         with self._read() as conn:
-            rows = conn.execute(sql + " ORDER BY created_at, agent_id, task_id", params).fetchall()
+            rows = conn.execute(
+                f"SELECT data FROM allocations{where} ORDER BY created_at, agent_id, task_id", params  # noqa: S608
+            ).fetchall()
         return [Allocation.model_validate_json(r[0]) for r in rows]
 
     def reserve(self, reservation: Reservation, now: float) -> bool:
@@ -463,12 +476,11 @@ class SQLiteStore(Store):
 
     def list_reservations(self, agent_id: str | None = None) -> list[Reservation]:
         """Reservations by creation time."""
-        sql = "SELECT data FROM reservations"
-        params: tuple[Any, ...] = ()
-        if agent_id is not None:
-            sql, params = sql + " WHERE agent_id = ?", (agent_id,)
+        where, params = _where({"agent_id": agent_id})
         with self._read() as conn:
-            rows = conn.execute(sql + " ORDER BY created_at, reservation_id", params).fetchall()
+            rows = conn.execute(
+                f"SELECT data FROM reservations{where} ORDER BY created_at, reservation_id", params  # noqa: S608
+            ).fetchall()
         return [Reservation.model_validate_json(r[0]) for r in rows]
 
     def expire_reservations(self, now: float) -> list[Reservation]:
@@ -546,15 +558,7 @@ class SQLiteStore(Store):
         self, workflow_id: str | None = None, status: str | None = None
     ) -> list[RunRecord]:
         """Runs, oldest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if workflow_id is not None:
-            clauses.append("workflow_id = ?")
-            params.append(workflow_id)
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where({"workflow_id": workflow_id, "status": status})
         with self._read() as conn:
             rows = conn.execute(
                 f"SELECT data FROM runs{where} ORDER BY created_at, run_id", params  # noqa: S608
@@ -633,27 +637,42 @@ class SQLiteStore(Store):
 
     def list_handoffs(self, workflow_id: str | None = None) -> list[HandoffRecord]:
         """Handoffs, oldest first."""
-        sql = "SELECT data FROM handoffs"
-        params: tuple[Any, ...] = ()
-        if workflow_id is not None:
-            sql, params = sql + " WHERE workflow_id = ?", (workflow_id,)
+        where, params = _where({"workflow_id": workflow_id})
         with self._read() as conn:
-            rows = conn.execute(sql + " ORDER BY created_at, handoff_id", params).fetchall()
+            rows = conn.execute(
+                f"SELECT data FROM handoffs{where} ORDER BY created_at, handoff_id", params  # noqa: S608
+            ).fetchall()
         return [HandoffRecord.model_validate_json(r[0]) for r in rows]
 
     # -- audit and events ----------------------------------------------------------------------
+    @staticmethod
+    def _append_numbered(
+        conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]]
+    ) -> list[int]:
+        """Insert rows one by one (inside the caller's transaction); return their seqs."""
+        return [int(conn.execute(sql, row).lastrowid or 0) for row in rows]
+
+    def _list_numbered(
+        self, table: str, filters: Mapping[str, Any], after: int, limit: int
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, record dict) of ``table`` rows after ``after`` matching ``filters``."""
+        where, params = _where({"seq >": after, **filters})
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT seq, data FROM {table}{where} ORDER BY seq LIMIT ?",  # noqa: S608
+                [*params, limit],
+            ).fetchall()
+        return [(seq, json.loads(data)) for seq, data in rows]
+
     def append_audit(self, records: Sequence[AuditRecord]) -> list[int]:
         """Append audit records in one transaction."""
-        seqs: list[int] = []
         with self._tx() as conn:
-            for rec in records:
-                cur = conn.execute(
-                    "INSERT INTO audit (kind, workflow_id, created_at, data) VALUES (?, ?, ?, ?)",
-                    (rec.kind, rec.workflow_id, rec.created_at,
-                     rec.model_dump_json(exclude={"seq"})),
-                )
-                seqs.append(int(cur.lastrowid or 0))
-        return seqs
+            return self._append_numbered(
+                conn,
+                "INSERT INTO audit (kind, workflow_id, created_at, data) VALUES (?, ?, ?, ?)",
+                [(r.kind, r.workflow_id, r.created_at, r.model_dump_json(exclude={"seq"}))
+                 for r in records],
+            )
 
     def list_audit(
         self,
@@ -663,51 +682,25 @@ class SQLiteStore(Store):
         limit: int = 1000,
     ) -> list[AuditRecord]:
         """Audit records after ``after``."""
-        clauses: list[str] = ["seq > ?"]
-        params: list[Any] = [after]
-        if workflow_id is not None:
-            clauses.append("workflow_id = ?")
-            params.append(workflow_id)
-        if kind is not None:
-            clauses.append("kind = ?")
-            params.append(kind)
-        with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT seq, data FROM audit WHERE {' AND '.join(clauses)} "  # noqa: S608
-                "ORDER BY seq LIMIT ?",
-                [*params, limit],
-            ).fetchall()
-        return [AuditRecord.model_validate({**json.loads(d), "seq": s}) for s, d in rows]
+        rows = self._list_numbered("audit", {"workflow_id": workflow_id, "kind": kind},
+                                   after, limit)
+        return [AuditRecord.model_validate({**data, "seq": seq}) for seq, data in rows]
 
     def publish_events(self, events: Sequence[Event]) -> list[int]:
         """Append events in one transaction."""
-        seqs: list[int] = []
         with self._tx() as conn:
-            for event in events:
-                cur = conn.execute(
-                    "INSERT INTO events (kind, created_at, data) VALUES (?, ?, ?)",
-                    (event.kind, event.created_at, event.model_dump_json(exclude={"seq"})),
-                )
-                seqs.append(int(cur.lastrowid or 0))
-        return seqs
+            return self._append_numbered(
+                conn,
+                "INSERT INTO events (kind, created_at, data) VALUES (?, ?, ?)",
+                [(e.kind, e.created_at, e.model_dump_json(exclude={"seq"})) for e in events],
+            )
 
     def list_events(
         self, after: int = 0, kind: str | None = None, limit: int = 1000
     ) -> list[Event]:
         """Events after ``after``."""
-        clauses: list[str] = ["seq > ?"]
-        params: list[Any] = [after]
-        if kind is not None:
-            clauses.append("kind = ?")
-            params.append(kind)
-        with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT seq, data FROM events WHERE {' AND '.join(clauses)} "  # noqa: S608
-                "ORDER BY seq LIMIT ?",
-                [*params, limit],
-            ).fetchall()
-        return [Event.model_validate({**json.loads(d), "seq": s}) for s, d in rows]
-
+        rows = self._list_numbered("events", {"kind": kind}, after, limit)
+        return [Event.model_validate({**data, "seq": seq}) for seq, data in rows]
 
 def open_sqlite_store(url: str, settings: object = None) -> SQLiteStore:
     """Store factory for ``sqlite:///path/to/file.db``."""
