@@ -426,7 +426,9 @@ class SQLiteStore(Store):
         where, params = _where({"agent_id": agent_id})
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT data FROM allocations{where} ORDER BY created_at, agent_id, task_id", params  # noqa: S608
+                f"SELECT data FROM allocations{where} "  # noqa: S608
+                "ORDER BY created_at, agent_id, task_id",
+                params,
             ).fetchall()
         return [Allocation.model_validate_json(r[0]) for r in rows]
 
