@@ -7,7 +7,12 @@ The config file is ``$DEVCREW_CONFIG`` if set, else ``$DEVCREW_HOME/config.yaml`
 and ``audit_url``. When they are not set, ``redis_url`` (if given) becomes the state
 store, ``postgres_*`` (if ``postgres_host`` is given) the audit store, and otherwise
 both live in ``sqlite:///$DEVCREW_HOME/devcrew.db``. A ``redis_url`` or ``postgres_*``
-given at a *higher* precedence than ``state_url``/``audit_url`` wins over them.
+given at a *higher* precedence than ``state_url``/``audit_url`` wins over them; at the
+same layer the explicit URL wins. When ``audit_url`` is not set and no PostgreSQL is
+configured, the audit log follows ``state_url`` (so workers on many machines share it).
+
+A leading ``~`` in paths is expanded with ``HOME`` from the environment mapping given
+to :func:`load_settings`, so a test's ``environ`` fully decides which home is read.
 
 Nothing is read at import time: call :func:`load_settings` when an object is built.
 """
@@ -16,7 +21,8 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -48,6 +54,11 @@ SPEC_ENV_NAMES: dict[str, str] = {
 
 _POSTGRES_FIELDS = ("postgres_host", "postgres_port", "postgres_db", "postgres_user",
                     "postgres_password")
+
+#: Settings whose values are never shown, not even in an error message.
+SECRET_FIELDS = frozenset({"redis_password", "postgres_password"})
+
+MASK = "********"
 
 
 class Settings(DevcrewModel):
@@ -103,7 +114,7 @@ class Settings(DevcrewModel):
                 continue
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                value = "********"
+                value = MASK
             elif isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, str) and "://" in value:
@@ -111,19 +122,48 @@ class Settings(DevcrewModel):
             shown[name] = value
         return shown
 
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        # URLs may carry a password (a derived state_url always does when
+        # redis_password is set), so repr() and str() show them masked.
+        for name, value in super().__repr_args__():
+            if isinstance(value, str) and "://" in value:
+                value = mask_url(value)
+            yield name, value
+
 
 USER_FIELDS = tuple(n for n in Settings.model_fields if n not in ("sources", "config_file"))
 
 
+_QUERY_PASSWORD = re.compile(r"(?i)((?:^|&)[^=&]*password=)[^&]*")
+_FALLBACK_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
 def mask_url(url: str) -> str:
-    """Replace the password of a URL with ``********``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}{port}"))
+    """Replace the password of a URL (``user:password@`` or a ``password=`` query
+    parameter) with ``********``; the rest is returned exactly as written. Never
+    raises, even for a malformed URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _FALLBACK_PASSWORD.sub(rf"\1{MASK}@", url, count=1)
+    masked = url
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        masked = masked.replace(parts.netloc, f"{user}:{MASK}@{hostport}", 1)
+    if "password=" in parts.query.lower():
+        query = _QUERY_PASSWORD.sub(rf"\1{MASK}", parts.query)
+        masked = masked.replace(f"?{parts.query}", f"?{query}", 1)
+    return masked
+
+
+def _expand_user(path: str | os.PathLike[str], environ: Mapping[str, str]) -> Path:
+    """Expand a leading ``~`` with ``environ["HOME"]`` when set, else the user's home."""
+    text = os.fspath(path)
+    home = environ.get("HOME")
+    if home and text[:1] == "~" and text[1:2] in ("", "/", os.sep):
+        return Path(home + text[1:])
+    return Path(text).expanduser()
 
 
 def _env_values(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -140,9 +180,9 @@ def _config_path(
 ) -> tuple[Path, bool]:
     """Return (path, required): an explicitly named file must exist."""
     if explicit is not None:
-        return Path(explicit).expanduser(), True
+        return _expand_user(explicit, environ), True
     if environ.get("DEVCREW_CONFIG"):
-        return Path(environ["DEVCREW_CONFIG"]).expanduser(), True
+        return _expand_user(environ["DEVCREW_CONFIG"], environ), True
     return home / CONFIG_FILE_NAME, False
 
 
@@ -178,16 +218,18 @@ def _validate_layer(values: Mapping[str, Any], source: str) -> None:
     try:
         Settings.model_validate(dict(values))
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, source)) from exc
+        raise ConfigError(
+            describe_validation_error(exc, source, secret_fields=SECRET_FIELDS)
+        ) from exc
 
 
 def _redis_state_url(settings: Settings) -> str:
-    url = settings.redis_url or ""
-    parts = urlsplit(url)
+    parts = urlsplit(settings.redis_url or "")
     if settings.redis_password is not None and parts.password is None:
         secret = quote(settings.redis_password.get_secret_value(), safe="")
-        user = quote(parts.username or "", safe="")
-        parts = parts._replace(netloc=f"{user}:{secret}@{parts.netloc.rpartition('@')[2]}")
+        # The user part is kept as written (already percent-encoded, if at all).
+        user, _, hostport = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user}:{secret}@{hostport}")
     if settings.redis_db and parts.path in ("", "/"):
         parts = parts._replace(path=f"/{settings.redis_db}")
     return urlunsplit(parts)
@@ -229,7 +271,7 @@ def load_settings(
     _validate_layer(explicit, "arguments")
 
     home_raw = explicit.get("home") or env_values.get("home") or DEFAULT_HOME
-    home = Path(home_raw).expanduser()
+    home = _expand_user(home_raw, env)
     path, required = _config_path(config_file, home, env)
     file_values: dict[str, Any] = {}
     if path.exists() or required:
@@ -247,21 +289,23 @@ def load_settings(
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:  # pragma: no cover - each layer was validated above
-        raise ConfigError(describe_validation_error(exc, "settings")) from exc
-    settings.__dict__["home"] = settings.home.expanduser()
+        raise ConfigError(
+            describe_validation_error(exc, "settings", secret_fields=SECRET_FIELDS)
+        ) from exc
+    settings.__dict__["home"] = _expand_user(settings.home, env)
     settings.__dict__["config_file"] = path if file_values or path.exists() else None
 
     def source(name: str) -> str:
         return sources.get(name, "default")
 
     default_db = f"sqlite:///{settings.database_path}"
-    if settings.redis_url and _rank(source("redis_url")) >= _rank(source("state_url")):
+    if settings.redis_url and _rank(source("redis_url")) > _rank(source("state_url")):
         settings.__dict__["state_url"] = _redis_state_url(settings)
         sources["state_url"] = f"derived from redis_url ({source('redis_url')})"
     elif settings.state_url is None:
         settings.__dict__["state_url"] = default_db
     pg_rank = max(_rank(source(f)) for f in _POSTGRES_FIELDS)
-    if settings.postgres_host and pg_rank >= _rank(source("audit_url")):
+    if settings.postgres_host and pg_rank > _rank(source("audit_url")):
         settings.__dict__["audit_url"] = _postgres_audit_url(settings)
         sources["audit_url"] = "derived from postgres_*"
     elif settings.audit_url is None:

@@ -30,5 +30,6 @@ __all__ = [
     "RetryPolicy",
     "Task",
     "TaskPriority",
+    "TaskRequest",
     "Workflow",
 ]

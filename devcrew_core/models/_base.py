@@ -16,9 +16,17 @@ class DevcrewModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
 
+_SHOWN_ID_CHARS = 200
+
+
 def _check_id(value: str) -> str:
     if ID_PATTERN.fullmatch(value) is None:
-        raise ValueError(f"invalid ID {value!r} (expected {ID_RULE})")
+        if len(value) > _SHOWN_ID_CHARS:
+            # Keep error messages readable when a whole document lands in an ID field.
+            shown = f"{value[:40]!r}... ({len(value)} characters)"
+        else:
+            shown = repr(value)
+        raise ValueError(f"invalid ID {shown} (expected {ID_RULE})")
     return value
 
 

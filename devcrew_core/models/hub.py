@@ -28,7 +28,9 @@ class Objective(DevcrewModel):
     description: str = Field(min_length=1)
     requirements: list[str] = Field(default_factory=list)
     constraints: dict[str, Any] = Field(default_factory=dict)
-    decomposition_strategy: str = DecompositionStrategy.FUNCTIONAL.value
+    decomposition_strategy: str = Field(
+        default=DecompositionStrategy.FUNCTIONAL.value, min_length=1
+    )
     context: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("decomposition_strategy", mode="before")

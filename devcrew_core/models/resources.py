@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
-from pydantic import Field, computed_field
+from pydantic import Field, computed_field, model_validator
 
 from devcrew_core.models._base import DevcrewModel, Id
 
@@ -36,6 +36,9 @@ class ResourceLimits(DevcrewModel):
     max_tasks: int = Field(default=3, ge=1)
 
 
+_COMPUTED = ("cpu_utilization", "memory_utilization", "disk_utilization", "task_utilization")
+
+
 def _percent(used: float, limit: float | None) -> float:
     if not limit:
         return 0.0
@@ -54,6 +57,15 @@ class ResourceUsage(DevcrewModel):
     disk_limit: float | None = Field(default=None, ge=0)
     active_tasks: int = Field(default=0, ge=0)
     max_tasks: int = Field(default=0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_computed(cls, data: Any) -> Any:
+        # model_dump() includes the computed utilisations; accept them back (and
+        # recompute them) so a dumped usage can be validated again.
+        if isinstance(data, dict) and any(name in data for name in _COMPUTED):
+            data = {k: v for k, v in data.items() if k not in _COMPUTED}
+        return data
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from devcrew_core.errors import DefinitionError
 from devcrew_core.models._base import Capabilities, DevcrewModel, Id, LenientEnum
@@ -58,7 +58,9 @@ class RetryPolicy(DevcrewModel):
         elif self.backoff is RetryBackoff.LINEAR:
             delay = self.initial_delay * retry_number
         else:
-            delay = self.initial_delay * 2.0 ** (retry_number - 1)
+            # Cap the exponent: 2.0 ** 1024 overflows, and any delay that large is
+            # capped by max_delay anyway.
+            delay = self.initial_delay * 2.0 ** min(retry_number - 1, 1000)
         return float(min(delay, self.max_delay))
 
 
@@ -93,16 +95,23 @@ class Workflow(DevcrewModel):
     notification: dict[str, list[str]] = Field(default_factory=dict)
     description: str = ""
 
-    @model_validator(mode="after")
-    def _defaults_and_unique_tasks(self) -> Workflow:
-        if not self.name:
-            # Assigning through __dict__ avoids re-running validation recursively.
-            self.__dict__["name"] = self.workflow_id
+    @field_validator("tasks")
+    @classmethod
+    def _unique_task_ids(cls, tasks: list[Task]) -> list[Task]:
+        # A field validator (not a model validator) so that a rejected assignment
+        # of ``tasks`` leaves the workflow unchanged.
         seen: set[str] = set()
-        for task in self.tasks:
+        for task in tasks:
             if task.task_id in seen:
                 raise ValueError(f"duplicate task_id {task.task_id!r}")
             seen.add(task.task_id)
+        return tasks
+
+    @model_validator(mode="after")
+    def _default_name(self) -> Workflow:
+        if not self.name:
+            # Assigning through __dict__ avoids re-running validation recursively.
+            self.__dict__["name"] = self.workflow_id
         return self
 
     def add_task(self, task: Task) -> None:
