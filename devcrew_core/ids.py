@@ -1,7 +1,8 @@
 """Identifier validation shared by models, stores and the CLI.
 
 IDs end up inside store keys, SQL parameters and file names, so they are restricted to
-a small alphabet that can never alias another key or act as a pattern.
+a small alphabet that can never alias another key or act as a pattern, and an ID made
+only of dots (``.``, ``..``) is refused so it can never name a directory.
 """
 
 from __future__ import annotations
@@ -10,8 +11,18 @@ import re
 
 from devcrew_core.errors import DefinitionError
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
-ID_RULE = "1-128 characters from A-Z a-z 0-9 . _ -"
+ID_PATTERN = re.compile(r"(?!\.+$)[A-Za-z0-9._-]{1,128}")
+ID_RULE = "1-128 characters from A-Z a-z 0-9 . _ -, not only dots"
+_SHOWN_CHARS = 200
+
+
+def invalid_id_message(value: object) -> str:
+    """The error text for an invalid ID, shortening huge values so it stays readable."""
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        shown = f"{value[:40]!r}... ({len(value)} characters)"
+    else:
+        shown = repr(value)
+    return f"invalid ID {shown} (expected {ID_RULE})"
 
 
 def validate_id(value: object, field: str = "id") -> str:
@@ -21,5 +32,5 @@ def validate_id(value: object, field: str = "id") -> str:
     'backend-dev-001'
     """
     if not isinstance(value, str) or ID_PATTERN.fullmatch(value) is None:
-        raise DefinitionError(f"{field}: invalid ID {value!r} (expected {ID_RULE})")
+        raise DefinitionError(f"{field}: {invalid_id_message(value)}")
     return value

@@ -5,8 +5,6 @@ directory) so the developer's real environment and ~/.devcrew never leak in.
 The passwords below are made-up test values.
 """
 
-# ruff: noqa: S105, S106
-
 from __future__ import annotations
 
 from pathlib import Path

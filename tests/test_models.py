@@ -88,7 +88,7 @@ def test_invalid_ids_are_rejected_naming_field_and_value(field: str, build: Any,
 
 @pytest.mark.parametrize(("field", "build"), ID_FIELDS, ids=[f for f, _ in ID_FIELDS])
 def test_valid_ids_are_accepted_unchanged(field: str, build: Any) -> None:
-    for good in ("a", "backend-dev-001", "ML-Engineer", "v1.2_final", "a" * 128, "..."):
+    for good in ("a", "backend-dev-001", "ML-Engineer", "v1.2_final", "a" * 128, ".hidden", "-.."):
         model = build(good)
         value = getattr(model, field)
         assert value == good or value == ["ok", good] or value == [good]
@@ -106,7 +106,7 @@ def test_id_must_be_a_string() -> None:
         make_task(task_id=123)
 
 
-@given(st.from_regex(r"[A-Za-z0-9._-]{1,128}", fullmatch=True))
+@given(st.from_regex(r"[A-Za-z0-9._-]{1,128}", fullmatch=True).filter(lambda v: v.strip(".")))
 def test_property_valid_ids_accepted(value: str) -> None:
     assert make_task(task_id=value).task_id == value
     assert make_agent(agent_id=value).agent_id == value
@@ -1023,3 +1023,24 @@ def test_models_package_exports_every_spec_model() -> None:
     }
     assert expected <= set(models.__all__)
     assert all(hasattr(models, name) for name in models.__all__)
+
+
+@pytest.mark.parametrize("dots", [".", "..", "..."])
+def test_ids_made_only_of_dots_are_refused(dots: str) -> None:
+    from devcrew_core.errors import DefinitionError
+    from devcrew_core.ids import validate_id
+
+    with pytest.raises(DefinitionError, match="not only dots"):
+        validate_id(dots, "agent_id")
+    with pytest.raises(ValueError, match="not only dots"):
+        Task(task_id=dots, agent_type="T")
+    assert validate_id(".hidden-ok", "agent_id") == ".hidden-ok"
+
+
+def test_validate_id_shortens_huge_values() -> None:
+    from devcrew_core.errors import DefinitionError
+    from devcrew_core.ids import validate_id
+
+    with pytest.raises(DefinitionError) as exc:
+        validate_id("x" * 5000 + ":", "task_id")
+    assert "5001 characters" in str(exc.value) and len(str(exc.value)) < 300

@@ -7,7 +7,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from devcrew_core.ids import ID_PATTERN, ID_RULE
+from devcrew_core.ids import ID_PATTERN, invalid_id_message
 
 
 class DevcrewModel(BaseModel):
@@ -16,17 +16,9 @@ class DevcrewModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
 
-_SHOWN_ID_CHARS = 200
-
-
 def _check_id(value: str) -> str:
     if ID_PATTERN.fullmatch(value) is None:
-        if len(value) > _SHOWN_ID_CHARS:
-            # Keep error messages readable when a whole document lands in an ID field.
-            shown = f"{value[:40]!r}... ({len(value)} characters)"
-        else:
-            shown = repr(value)
-        raise ValueError(f"invalid ID {shown} (expected {ID_RULE})")
+        raise ValueError(invalid_id_message(value))
     return value
 
 
