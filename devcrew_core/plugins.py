@@ -29,12 +29,13 @@ CLI. ``DEVCREW_LOAD_PLUGINS=a,b`` loads only those non-built-in plugins;
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import logging
 import os
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar, cast
@@ -139,6 +140,13 @@ class PluginManager:
         entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
         # stevedore's cached entry points carry no distribution, so versions come from here.
         versions = {ep.name: _version_of(ep) for ep in entry_points}
+        targets = {ep.name: ep.value for ep in entry_points}
+        for variable, names in (("DEVCREW_LOAD_PLUGINS", only),
+                                ("DEVCREW_DISABLE_PLUGINS", disabled)):
+            unknown = sorted((names or set()) - set(versions))
+            if unknown:
+                logger.warning("%s names no installed plugin: %s (installed: %s)", variable,
+                               ", ".join(unknown), ", ".join(sorted(versions)))
         selected = []
         for ep in entry_points:
             builtin = ep.value.startswith(BUILTIN_MODULE_PREFIX)
@@ -148,16 +156,23 @@ class PluginManager:
                 continue
             selected.append(ep.name)
 
-        def on_failure(_mgr: Any, ep: importlib.metadata.EntryPoint, exc: Exception) -> None:
+        def on_failure(_mgr: Any, ep: importlib.metadata.EntryPoint, exc: BaseException) -> None:
             manager._record_failure(ep.name, ep.value, exc, versions.get(ep.name))
 
-        extensions = NamedExtensionManager(
+        missing: set[str] = set()
+        extensions: NamedExtensionManager[Any] = NamedExtensionManager(
             ENTRY_POINT_GROUP,
             names=sorted(set(selected)),
             name_order=True,
             on_load_failure_callback=on_failure,
-            on_missing_entrypoints_callback=lambda names: None,
+            on_missing_entrypoints_callback=lambda names: missing.update(names),
         )
+        # stevedore also counts a plugin that failed to import as missing; it is reported.
+        for name in sorted(missing - {failure.name for failure in manager.load_failures}):
+            manager._record_failure(name, targets[name], PluginError(
+                "entry point not found by stevedore; its entry-point cache (python-entrypoints "
+                "under $XDG_CACHE_HOME or ~/.cache) may be stale: delete that directory"
+            ), versions.get(name))
         for ext in extensions:
             manager.register(
                 ext.plugin,
@@ -178,7 +193,8 @@ class PluginManager:
             version=version,
         )
         self.load_failures.append(failure)
-        logger.warning("plugin %r failed to load: %s", name, failure.error)
+        # One line per broken plugin; the traceback is logged at debug level (--debug).
+        logger.warning("plugin %r failed to load: %s", name, " ".join(failure.error.split()))
         logger.debug("%s", failure.traceback)
 
     def register(
@@ -191,15 +207,32 @@ class PluginManager:
     ) -> str:
         """Register a plugin object or module and return its name.
 
-        A plugin whose hooks do not match the hookspecs is reported as a load failure
-        and left unregistered.
+        A plugin that cannot be registered (its name is taken, it is already registered,
+        or a hook implementation does not match the hookspecs, e.g. a misspelt hook
+        name) is reported as a load failure and left unregistered; plugins registered
+        before it are untouched.
         """
-        plugin_name = name or getattr(plugin, "__name__", None) or repr(plugin)
-        target = target or getattr(plugin, "__name__", plugin_name)
+        plugin_name: str = name or getattr(plugin, "__name__", None) or repr(plugin)
+        target = target or str(getattr(plugin, "__name__", plugin_name))
+        problem: str | None = None
+        if self._pm.has_plugin(plugin_name):
+            other = self._origins.get(plugin_name)
+            problem = (
+                f"plugin name {plugin_name!r} is already registered"
+                f"{f' (by {other.target})' if other else ''}; disable one with "
+                "DEVCREW_DISABLE_PLUGINS or rename its entry point"
+            )
+        elif self._pm.is_registered(plugin):
+            problem = (f"plugin {target!r} is already registered as "
+                       f"{self._pm.get_name(plugin)!r}")
+        if problem is not None:
+            self._record_failure(plugin_name, target, PluginError(problem), version)
+            return plugin_name
         try:
             self._pm.register(plugin, name=plugin_name)
-            self._pm.check_pending()
-        except (pluggy.PluginValidationError, ValueError) as exc:
+            self._check_hook_names(plugin, plugin_name)
+        except (pluggy.PluginValidationError, PluginError) as exc:
+            # pluggy has already added the plugin when validation fails: take it out again.
             if self._pm.is_registered(plugin):
                 self._pm.unregister(plugin)
             self._record_failure(plugin_name, target, exc, version)
@@ -208,6 +241,20 @@ class PluginManager:
         self._origins[plugin_name] = _Origin(target=target, version=version, builtin=builtin)
         self._records.clear()
         return plugin_name
+
+    def _check_hook_names(self, plugin: object, plugin_name: str) -> None:
+        """Reject hook implementations that match no hookspec (usually a typo)."""
+        for caller in self._pm.get_hookcallers(plugin) or ():
+            if caller.has_spec():
+                continue
+            if all(impl.optionalhook for impl in caller.get_hookimpls() if impl.plugin is plugin):
+                continue
+            close = difflib.get_close_matches(caller.name, _hook_names(), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise PluginError(
+                f"plugin {plugin_name!r} implements unknown hook {caller.name!r}{hint} "
+                f"(hooks are listed in devcrew_core.hookspecs)"
+            )
 
     def unregister(self, name: str) -> None:
         """Remove a registered plugin by name (used by tests and embedding apps)."""
@@ -243,22 +290,12 @@ class PluginManager:
         found: dict[str, R] = {}
         providers: dict[str, str] = {}
         caller = getattr(self._pm.hook, hook_name)
-        # pluggy lists implementations last-registered first; reverse for registration order.
-        for impl in reversed(caller.get_hookimpls()):
-            try:
-                produced: Iterable[Any] = impl.function() or ()
-                records = list(produced)
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r}: {hook_name}() raised "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            for record in records:
-                if not isinstance(record, kind):
-                    raise PluginError(
-                        f"plugin {impl.plugin_name!r}: {hook_name}() returned "
-                        f"{type(record).__name__}, expected {kind.__name__}"
-                    )
+        # get_hookimpls() is in registration order (pluggy *calls* them in reverse), so
+        # records come built-ins first, then other plugins in the order they loaded.
+        for impl in caller.get_hookimpls():
+            if impl.wrapper or impl.hookwrapper:
+                continue  # wrappers observe hook calls; they contribute no records
+            for record in _records_of(impl.function, impl.plugin_name, hook_name, kind):
                 if record.name in found:
                     raise PluginError(
                         f"{kind.__name__} {record.name!r} is provided twice: by "
@@ -322,12 +359,22 @@ class PluginManager:
         return self._collect("devcrew_store_backends", StoreBackend)
 
     def store_backend_for(self, url: str) -> StoreBackend:
-        """The store backend that handles the scheme of ``url``."""
+        """The store backend that handles the scheme of ``url``.
+
+        Only the scheme appears in errors: the rest of a URL may hold a password.
+        """
         scheme = urlsplit(url).scheme.lower()
-        for backend in self.store_backends().values():
-            if scheme in backend.schemes:
-                return backend
-        known = sorted(s for b in self.store_backends().values() for s in b.schemes)
+        backends = self.store_backends()
+        claimed = [b for b in backends.values() if scheme in {s.lower() for s in b.schemes}]
+        if len(claimed) > 1:
+            names = " and ".join(f"{b.name!r}" for b in claimed)
+            raise PluginError(
+                f"URL scheme {scheme!r} is claimed by store backends {names}; disable the "
+                "plugin of one with DEVCREW_DISABLE_PLUGINS"
+            )
+        if claimed:
+            return claimed[0]
+        known = sorted(s.lower() for b in backends.values() for s in b.schemes)
         hint = ""
         if scheme in {"redis", "rediss", "postgresql", "postgres"}:
             hint = "; is the matching devcrew plugin installed and enabled?"
@@ -362,6 +409,36 @@ class PluginManager:
     def cli_commands(self) -> dict[str, CliCommand]:
         """Every plugin CLI command, by name."""
         return self._collect("devcrew_cli_commands", CliCommand)
+
+
+def _hook_names() -> list[str]:
+    return [name for name in vars(hookspecs) if name.startswith(f"{hookspecs.PROJECT}_")]
+
+
+def _records_of(function: Any, plugin_name: str, hook_name: str, kind: type[R]) -> list[R]:
+    """Call one hook implementation and check that it gave an iterable of ``kind``."""
+    where = f"plugin {plugin_name!r}: {hook_name}()"
+    try:
+        produced = function()
+        if isinstance(produced, kind):
+            raise PluginError(
+                f"{where} returned a single {kind.__name__}; return a list or yield records"
+            )
+        records = list(produced or ())
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+    for record in records:
+        if not isinstance(record, kind):
+            raise PluginError(
+                f"{where} returned {type(record).__name__}, expected {kind.__name__}"
+            )
+        if not isinstance(record.name, str) or not record.name.strip():
+            raise PluginError(
+                f"{where} returned a {kind.__name__} with an empty name ({record.name!r})"
+            )
+    return records
 
 
 def _version_of(ep: importlib.metadata.EntryPoint) -> str | None:

@@ -24,9 +24,22 @@ def _safe(compare: Callable[[Any, Any], Any]) -> Callable[[Any, Any], bool]:
     return check
 
 
+_ABSENT_WORDS = frozenset({"false", "no", "off", "0"})
+
+
+def _wants_presence(expected: Any) -> bool:
+    """``exists`` with no value or a true one asks for presence; ``false``/``0`` (or the
+    strings "false", "no", "off", "0") ask for absence."""
+    if expected is None:
+        return True
+    if isinstance(expected, str):
+        return expected.strip().lower() not in _ABSENT_WORDS
+    return bool(expected)
+
+
 def _exists(actual: Any, expected: Any) -> bool:
     present = actual is not MISSING and actual is not None
-    return present if expected in (None, True) else not present
+    return present if _wants_presence(expected) else not present
 
 
 _OPERATORS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
@@ -39,7 +52,8 @@ _OPERATORS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
     "in": (_safe(lambda a, e: a in e), "actual is one of expected"),
     "not_in": (_safe(lambda a, e: a not in e), "actual is none of expected"),
     "contains": (_safe(lambda a, e: e in a), "actual contains expected"),
-    "exists": (_exists, "the key is present (expected true) or absent (expected false)"),
+    "exists": (_exists, "the key is present and not null (expected true or omitted), "
+               "or absent or null (expected false)"),
 }
 
 
