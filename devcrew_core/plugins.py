@@ -159,6 +159,9 @@ class PluginManager:
         def on_failure(_mgr: Any, ep: importlib.metadata.EntryPoint, exc: BaseException) -> None:
             manager._record_failure(ep.name, ep.value, exc, versions.get(ep.name))
 
+        # Hand stevedore the entry points importlib.metadata sees *now*. Its own on-disk
+        # cache can lag behind an install and would silently hide a new plugin.
+        NamedExtensionManager.ENTRY_POINT_CACHE[ENTRY_POINT_GROUP] = list(entry_points)
         missing: set[str] = set()
         extensions: NamedExtensionManager[Any] = NamedExtensionManager(
             ENTRY_POINT_GROUP,
@@ -170,8 +173,7 @@ class PluginManager:
         # stevedore also counts a plugin that failed to import as missing; it is reported.
         for name in sorted(missing - {failure.name for failure in manager.load_failures}):
             manager._record_failure(name, targets[name], PluginError(
-                "entry point not found by stevedore; its entry-point cache (python-entrypoints "
-                "under $XDG_CACHE_HOME or ~/.cache) may be stale: delete that directory"
+                "entry point listed by importlib.metadata but not loaded by stevedore"
             ), versions.get(name))
         for ext in extensions:
             manager.register(

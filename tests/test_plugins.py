@@ -679,15 +679,23 @@ def fake_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_cli(site: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     """``python -m devcrew_core ARGS`` with ``site`` on the path and a private
-    stevedore cache (so a cache written by another run cannot hide the fake plugins)."""
+    stevedore cache (so a cache written by another run cannot hide the fake plugins).
+
+    stevedore keys its cache on the mtimes of every ``sys.path`` entry, so nothing may
+    write into one between runs: the cache and the working directory (``sys.path[0]``
+    under ``-m``) live beside ``site``, and no bytecode is written into ``site``.
+    """
+    workdir = site.parent / f"{site.name}-cwd"
+    workdir.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVCREW_")}
     env.update({
         "PYTHONPATH": os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")])),
-        "XDG_CACHE_HOME": str(site / "cache"),
-        "DEVCREW_HOME": str(site / "home"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "XDG_CACHE_HOME": str(site.parent / f"{site.name}-cache"),
+        "DEVCREW_HOME": str(site.parent / f"{site.name}-home"),
         **extra_env,
     })
-    return subprocess.run([sys.executable, "-m", "devcrew_core", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "devcrew_core", *args], env=env, cwd=workdir,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -893,7 +901,19 @@ def test_builtin_log_notifier_logs_one_line(
 
 
 
-def test_a_stale_stevedore_cache_is_reported_not_ignored(tmp_path: Path) -> None:
+def test_a_stale_stevedore_cache_cannot_hide_a_plugin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stevedore import ExtensionManager
+
+    # A stevedore cache that has never heard of any devcrew plugin.
+    monkeypatch.setitem(ExtensionManager.ENTRY_POINT_CACHE, "devcrew", [])
+    manager = PluginManager.discover(environ={})
+    assert {"devcrew.stores", "devcrew_templates"} <= {r["name"] for r in manager.describe(True)}
+    assert manager.load_failures == []
+
+
+def test_an_entry_point_added_after_a_run_is_found(tmp_path: Path) -> None:
     site = tmp_path / "site"
     dist_info = site / "stale_pkg-1.0.dist-info"
     dist_info.mkdir(parents=True)
@@ -904,7 +924,8 @@ def test_a_stale_stevedore_cache_is_reported_not_ignored(tmp_path: Path) -> None
     (site / "stale_new_plugin.py").write_text("")
     first = run_cli(site, "plugins")
     assert first.returncode == 0 and first.stderr == "", first.stderr
-    # Add an entry point behind stevedore's back: same mtime, so its cache still matches.
+    # Add an entry point behind stevedore's back: same mtime, so a stevedore file cache
+    # (where it is enabled) would still match and miss it.
     stat = entry_points.stat()
     entry_points.write_text(
         "[devcrew]\nstale_old = stale_old_plugin\nstale_new = stale_new_plugin\n")
@@ -913,6 +934,6 @@ def test_a_stale_stevedore_cache_is_reported_not_ignored(tmp_path: Path) -> None
     assert second.returncode == 0, second.stderr
     rows = {row["name"]: row for row in json.loads(second.stdout)}
     assert rows["stale_old"]["error"] is None
-    assert "entry-point cache" in rows["stale_new"]["error"]
+    assert rows["stale_new"]["error"] is None
     assert rows["stale_new"]["target"] == "stale_new_plugin"
-    assert "stale_new" in second.stderr
+    assert second.stderr == ""
