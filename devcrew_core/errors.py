@@ -46,3 +46,14 @@ class NotFoundError(DevcrewError, KeyError):
     def __str__(self) -> str:
         # KeyError.__str__ would wrap the message in quotes.
         return str(self.args[0]) if self.args else ""
+
+
+class TaskFailedError(DevcrewError):
+    """A task attempt failed (the runner raised, exited non-zero, answered non-2xx, ...).
+
+    ``retryable`` is False for failures a retry cannot fix (e.g. a bad runner declaration).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable

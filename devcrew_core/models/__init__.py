@@ -1,6 +1,7 @@
 """Pydantic models shared by every devcrew service, with the spec's names and fields."""
 
 from devcrew_core.models._base import DevcrewModel
+from devcrew_core.models.agents import AgentSpec
 from devcrew_core.models.delegation import AgentMatch, TaskRequest
 from devcrew_core.models.handoff import AgentContext, HandoffPrecondition, HandoffResult
 from devcrew_core.models.hub import DecompositionStrategy, Objective
@@ -17,6 +18,7 @@ from devcrew_core.models.workflow import (
 __all__ = [
     "AgentContext",
     "AgentMatch",
+    "AgentSpec",
     "DecompositionStrategy",
     "DevcrewModel",
     "ExecutionMode",
