@@ -61,7 +61,7 @@ from devcrew_core.stores.records import AgentRecord
 
 BUILTIN_PLUGINS = {
     "devcrew.stores", "devcrew.scoring", "devcrew.operators", "devcrew.strategies",
-    "devcrew.notifiers",
+    "devcrew.notifiers", "devcrew.runners", "devcrew.executors",
 }
 BUNDLED_PLUGINS = {
     "devcrew_redis", "devcrew_postgres", "devcrew_celery", "devcrew_prefect",
