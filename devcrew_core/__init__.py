@@ -6,7 +6,7 @@ the import line changed::
     from devcrew_core import Workflow, Task, TaskRequest, ResourceLimits
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devcrew_core.config import Settings, load_settings
 from devcrew_core.errors import (
@@ -22,6 +22,7 @@ from devcrew_core.hookspecs import hookimpl
 from devcrew_core.models import (
     AgentContext,
     AgentMatch,
+    AgentSpec,
     DecompositionStrategy,
     ExecutionMode,
     HandoffPrecondition,
@@ -49,7 +50,28 @@ _TEMPLATE_EXPORTS = {
 }
 
 
+if TYPE_CHECKING:  # the lazy exports below, for type checkers
+    from devcrew_core.delegation import DelegationManager
+    from devcrew_core.engine.run import FailurePolicy
+    from devcrew_core.orchestrator import TaskOrchestrator, WorkflowEngine
+    from devcrew_core.runners import TaskCall
+
+#: The engine faces, imported on first access so ``import devcrew_core`` stays light.
+_LAZY_EXPORTS = {
+    "TaskOrchestrator": "devcrew_core.orchestrator:TaskOrchestrator",
+    "WorkflowEngine": "devcrew_core.orchestrator:WorkflowEngine",
+    "DelegationManager": "devcrew_core.delegation:DelegationManager",
+    "FailurePolicy": "devcrew_core.engine.run:FailurePolicy",
+    "TaskCall": "devcrew_core.runners:TaskCall",
+}
+
+
 def __getattr__(name: str) -> Any:
+    lazy = _LAZY_EXPORTS.get(name)
+    if lazy is not None:
+        from devcrew_core.plugins import resolve_ref
+
+        return resolve_ref(lazy, owner="devcrew_core")
     template = _TEMPLATE_EXPORTS.get(name)
     if template is None:
         raise AttributeError(f"module 'devcrew_core' has no attribute {name!r}")
@@ -61,11 +83,14 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AgentContext",
     "AgentMatch",
+    "AgentSpec",
     "ConfigError",
     "DecompositionStrategy",
     "DefinitionError",
+    "DelegationManager",
     "DevcrewError",
     "ExecutionMode",
+    "FailurePolicy",
     "HandoffPrecondition",
     "HandoffResult",
     "NotFoundError",
@@ -79,10 +104,13 @@ __all__ = [
     "Settings",
     "StoreError",
     "Task",
+    "TaskCall",
+    "TaskOrchestrator",
     "TaskPriority",
     "TaskRequest",
     "UsageError",
     "Workflow",
+    "WorkflowEngine",
     "WorkflowTemplate",
     "__version__",
     "hookimpl",

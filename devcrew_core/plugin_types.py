@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from devcrew_core.config import Settings
     from devcrew_core.models import Objective, Task, TaskRequest
+    from devcrew_core.plugins import PluginManager
     from devcrew_core.stores.base import Store
     from devcrew_core.stores.records import AgentRecord
 
@@ -113,11 +114,12 @@ class StoreBackend:
 class Executor:
     """Where task attempts run (``local``, ``celery``, ``prefect``, ...).
 
-    ``factory(settings)`` returns the executor object; give an import path for heavy ones.
+    ``factory(settings, plugins)`` returns the executor object (with an async
+    ``execute(agent, call) -> dict`` and a ``close()``); give an import path for heavy ones.
     """
 
     name: str
-    factory: Callable[[Settings], Any] | str
+    factory: Callable[[Settings, PluginManager], Any] | str
     description: str = ""
 
 

@@ -18,6 +18,7 @@ import click
 from devcrew_core.cli.config_cmd import config_group
 from devcrew_core.cli.groups import SPEC_GROUPS
 from devcrew_core.cli.plugins_cmd import plugins_command
+from devcrew_core.cli.workflow_cmd import run_command
 from devcrew_core.errors import DevcrewError
 from devcrew_core.version import __version__
 
@@ -70,6 +71,7 @@ def cli(debug: bool, config_file: str | None) -> None:
 
 
 cli.add_command(plugins_command)
+cli.add_command(run_command)
 cli.add_command(config_group)
 for _group in SPEC_GROUPS:
     cli.add_command(_group)

@@ -10,5 +10,9 @@ from devcrew_core.plugin_types import Executor
 
 @hookimpl
 def devcrew_executors() -> Iterator[Executor]:
-    """The local executor (none is defined yet)."""
-    yield from ()
+    """The local executor."""
+    yield Executor(
+        name="local",
+        factory="devcrew_core.engine.local:LocalExecutor",
+        description="asyncio in this process: threads for sync callables, subprocesses",
+    )

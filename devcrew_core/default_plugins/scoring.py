@@ -11,28 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from devcrew_core.engine.matching import capability_fit
 from devcrew_core.hookspecs import hookimpl
 from devcrew_core.models import TaskRequest
 from devcrew_core.plugin_types import Scorer
 from devcrew_core.stores.records import AgentRecord
 
 
-def capability_fit(request: TaskRequest, agent: AgentRecord) -> float:
-    """How well ``agent``'s capabilities fit ``request``, in [0, 1]."""
-    required = set(request.required_capabilities)
-    have = set(agent.capabilities)
-    if not required:
-        return 0.8
-    if not required <= have:
-        return len(required & have) / len(required) * 0.8
-    return 0.8 + 0.2 * len(required) / len(have)
-
-
 def default_score(request: TaskRequest, agent: AgentRecord) -> float:
     """Blend capability fit, free capacity and priority weight (see module docstring)."""
     free = 1.0 - agent.current_load / agent.max_concurrent_tasks
     return (
-        0.5 * capability_fit(request, agent)
+        0.5 * capability_fit(request.required_capabilities, agent)
         + 0.3 * max(free, 0.0)
         + 0.2 * agent.priority_weight / 100
     )

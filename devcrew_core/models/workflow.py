@@ -83,6 +83,13 @@ class Task(DevcrewModel):
     priority: TaskPriority = TaskPriority.MEDIUM
     description: str = ""
 
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt: ``retry`` when given, else the policy's."""
+        if self.retry:
+            return self.retry
+        return self.retry_policy.max_retries if self.retry_policy is not None else 0
+
 
 class Workflow(DevcrewModel):
     """A named DAG of tasks with a priority, a timeout and notification targets."""

@@ -100,6 +100,8 @@ class Store(abc.ABC):
 
     #: The URL the store was opened with, passwords masked.
     url: str
+    #: Whether calls may block on I/O (async callers then use a worker thread).
+    blocking: bool = True
 
     # -- lifecycle -------------------------------------------------------------------
     @abc.abstractmethod

@@ -49,6 +49,8 @@ def _append_numbered(log: list[Numbered], items: Sequence[Numbered]) -> list[int
 class MemoryStore(Store):
     """The Store contract in process memory; one re-entrant lock makes each call atomic."""
 
+    blocking = False
+
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._lock = threading.RLock()

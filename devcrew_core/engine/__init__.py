@@ -1,0 +1,1 @@
+"""The workflow engine: definition loading, DAG validation, scheduling and execution."""

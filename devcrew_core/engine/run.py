@@ -1,0 +1,407 @@
+"""Executing one workflow run: the scheduler.
+
+One asyncio loop per run. A task starts as soon as all its dependencies completed (in
+PARALLEL mode as many at once as the DAG and the agents' ``max_concurrent_tasks``
+allow; in SEQUENTIAL mode one at a time, in topological order). Each attempt:
+
+1. claims a load slot on the best eligible agent (waiting, bounded by the task timeout,
+   while every eligible agent is busy; failing at once when no agent could ever run it);
+2. runs on the executor under the task's timeout (a timeout really stops the attempt);
+3. releases the slot, then either completes the task, or retries it with the policy's
+   backoff, or fails it.
+
+A failed task either stops the run (``fail-fast``: running attempts are cancelled, tasks
+not yet started are skipped) or only skips its dependants (``continue``). Every
+transition is persisted in batches through :class:`TransitionWriter`; the run record is
+polled for a cancel request from another process and carries a heartbeat, so a resumer
+can tell a crashed run from a live one. Later features (conditional branches, dynamic
+tasks, approval gates) plug in as new task states and new ways to compute "ready"
+inside this one loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from devcrew_core.engine.dag import descendants, validate_dag
+from devcrew_core.engine.matching import AgentMatcher, Claim
+from devcrew_core.engine.persistence import TransitionWriter, call_store
+from devcrew_core.errors import TaskFailedError
+from devcrew_core.models import (
+    ExecutionMode,
+    RetryBackoff,
+    RetryPolicy,
+    Task,
+    TaskRequest,
+    Workflow,
+)
+from devcrew_core.models._base import LenientEnum
+from devcrew_core.runners import TaskCall
+from devcrew_core.stores.base import Store
+from devcrew_core.stores.records import (
+    AuditRecord,
+    Event,
+    RunRecord,
+    RunStatus,
+    TaskState,
+    TaskStatus,
+)
+
+logger = logging.getLogger("devcrew.engine")
+
+#: Backoff between retries when a task gives ``retry: N`` without a ``retry_policy``.
+DEFAULT_RETRY_POLICY = RetryPolicy(backoff=RetryBackoff.EXPONENTIAL, initial_delay=1.0,
+                                   max_delay=60.0)
+FINISHED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED,
+                      TaskStatus.CANCELLED})
+
+
+class FailurePolicy(LenientEnum):
+    """What a failed task does to the rest of the run."""
+
+    FAIL_FAST = "fail-fast"
+    CONTINUE = "continue"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to execute a run."""
+
+    mode: ExecutionMode = ExecutionMode.PARALLEL
+    failure_policy: FailurePolicy = FailurePolicy.FAIL_FAST
+    #: How often the run polls for a cancel request and flushes (seconds).
+    poll_interval: float = 0.1
+    #: How often the run refreshes its heartbeat (seconds).
+    heartbeat_interval: float = 2.0
+    #: Default per-task timeout when a task gives none.
+    task_timeout: float = 3600.0
+    #: Default workflow timeout when the workflow gives none.
+    workflow_timeout: float = 7200.0
+
+
+def owner_identity() -> dict[str, Any]:
+    """Who is executing a run: host and process, written into the run record."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def slot_key(run_id: str, task_id: str) -> str:
+    """The load-slot ID of one task of one run (unique across runs, still readable)."""
+    digest = hashlib.blake2b(f"{run_id}/{task_id}".encode(), digest_size=8).hexdigest()
+    return f"{task_id[:100]}.{digest}"
+
+
+class WorkflowRun:
+    """Executes one run of one workflow to its end."""
+
+    def __init__(
+        self,
+        *,
+        run: RunRecord,
+        workflow: Workflow,
+        states: dict[str, TaskState],
+        state_store: Store,
+        audit_store: Store,
+        matcher: AgentMatcher,
+        executor: Any,
+        options: RunOptions,
+        notify: Any = None,
+    ) -> None:
+        self.run = run
+        self.workflow = workflow
+        self.tasks = {task.task_id: task for task in workflow.tasks}
+        self.order = validate_dag(workflow)
+        self.states = states
+        self.store = state_store
+        self.writer = TransitionWriter(state_store, audit_store)
+        self.matcher = matcher
+        self.executor = executor
+        self.options = options
+        self.notify = notify
+        self.outputs: dict[str, dict[str, Any]] = {
+            tid: dict(s.output or {}) for tid, s in states.items()
+            if s.status is TaskStatus.COMPLETED
+        }
+        self._drivers: dict[str, asyncio.Task[None]] = {}
+        self._changed = asyncio.Event()
+        self._capacity_waiters: set[asyncio.Future[None]] = set()
+        self._stop_reason: str | None = None
+        self._closing = False
+        self._stop_status = RunStatus.FAILED
+
+    # -- state transitions -------------------------------------------------------------
+    def _set(self, task_id: str, status: TaskStatus, **fields: Any) -> TaskState:
+        previous = self.states[task_id]
+        state = previous.model_copy(update={"status": status, "updated_at": time.time(),
+                                            **fields})
+        self.states[task_id] = state
+        self.writer.record(state)
+        self.writer.event(Event(kind=f"task.{status.value}", data={
+            "run_id": self.run.run_id, "workflow_id": self.workflow.workflow_id,
+            "task_id": task_id, "attempt": state.attempt, "agent_id": state.agent_id,
+        }))
+        return state
+
+    # -- the main loop -------------------------------------------------------------------
+    async def execute(self) -> RunRecord:
+        """Run until every task finished, the run was cancelled, or it timed out."""
+        started = self.run.started_at or time.time()
+        self.run = await self._update_run(status=RunStatus.RUNNING, started_at=started,
+                                          data={**self.run.data, "owner": owner_identity(),
+                                                "heartbeat": time.time()})
+        timeout = self.workflow.timeout or self.options.workflow_timeout
+        watcher = asyncio.ensure_future(self._watch())
+        scheduler = asyncio.ensure_future(self._schedule())
+        try:
+            done, _ = await asyncio.wait({scheduler}, timeout=timeout)
+            if not done:
+                await self._stop(f"workflow timed out after {timeout:g}s", RunStatus.FAILED)
+                await scheduler
+            scheduler.result()
+        finally:
+            self._closing = True
+            self.writer.wake()
+            await asyncio.gather(watcher, return_exceptions=True)
+            await self._cancel_drivers()
+            scheduler.cancel()
+            await asyncio.gather(scheduler, return_exceptions=True)
+            await self.writer.flush()
+        return await self._finish()
+
+    async def _schedule(self) -> None:
+        while True:
+            if self._stop_reason is None:
+                self._start_ready()
+            if not self._drivers:
+                return
+            self._changed.clear()
+            await self._changed.wait()
+            for task_id, driver in list(self._drivers.items()):
+                if driver.done():
+                    del self._drivers[task_id]
+
+    def _start_ready(self) -> None:
+        sequential = self.options.mode is ExecutionMode.SEQUENTIAL
+        for task_id in self.order:
+            if sequential and self._drivers:
+                return
+            state = self.states[task_id]
+            if state.status is not TaskStatus.PENDING or task_id in self._drivers:
+                continue
+            deps = self.tasks[task_id].depends_on
+            if all(self.states[d].status is TaskStatus.COMPLETED for d in deps):
+                self._drivers[task_id] = asyncio.ensure_future(self._drive(task_id))
+
+    async def _watch(self) -> None:
+        """Flush in batches, honour cancel requests, keep the heartbeat fresh."""
+        last_beat = time.monotonic()
+        while not self._closing:
+            await self.writer.wait(self.options.poll_interval)
+            await self.writer.flush()
+            current = await call_store(self.store, self.store.get_run, self.run.run_id)
+            if current is not None and current.cancel_requested and self._stop_reason is None:
+                await self._stop("cancelled on request", RunStatus.CANCELLED)
+            if time.monotonic() - last_beat >= self.options.heartbeat_interval:
+                last_beat = time.monotonic()
+                await self._update_run(data={**self.run.data, "heartbeat": time.time()})
+
+    async def _stop(self, reason: str, status: RunStatus) -> None:
+        """Stop the run: no new tasks, running attempts cancelled, the rest settled."""
+        if self._stop_reason is not None:
+            return
+        self._stop_reason, self._stop_status = reason, status
+        logger.info("run %s stopping: %s", self.run.run_id, reason)
+        await self._cancel_drivers()
+        settle = TaskStatus.CANCELLED if status is RunStatus.CANCELLED else TaskStatus.SKIPPED
+        for task_id in self.order:
+            if self.states[task_id].status in (TaskStatus.PENDING, TaskStatus.WAITING):
+                self._set(task_id, settle, error=reason)
+        self._changed.set()
+
+    async def _cancel_drivers(self) -> None:
+        drivers = [d for d in self._drivers.values() if not d.done()]
+        for driver in drivers:
+            driver.cancel()
+        if drivers:
+            await asyncio.gather(*drivers, return_exceptions=True)
+
+    # -- one task ----------------------------------------------------------------------------
+    async def _drive(self, task_id: str) -> None:
+        task = self.tasks[task_id]
+        try:
+            output = await self._attempts(task)
+        except asyncio.CancelledError:
+            self._set(task_id, TaskStatus.CANCELLED, completed_at=time.time(),
+                      error=self._stop_reason or "cancelled")
+        except TaskFailedError as exc:
+            self._set(task_id, TaskStatus.FAILED, completed_at=time.time(), error=str(exc))
+            await self._after_failure(task_id, str(exc))
+        else:
+            self.outputs[task_id] = output
+            self._set(task_id, TaskStatus.COMPLETED, completed_at=time.time(), output=output,
+                      error=None)
+        finally:
+            self._changed.set()
+
+    async def _after_failure(self, task_id: str, error: str) -> None:
+        if FailurePolicy(self.options.failure_policy) is FailurePolicy.FAIL_FAST:
+            # Stopping cancels the other drivers; this one is finishing already.
+            self._drivers.pop(task_id, None)
+            await self._stop(f"task {task_id!r} failed: {error}", RunStatus.FAILED)
+            return
+        for dependant in sorted(descendants(self.workflow, task_id)):
+            if self.states[dependant].status not in FINISHED:
+                self._set(dependant, TaskStatus.SKIPPED,
+                          error=f"dependency {task_id!r} failed")
+
+    async def _attempts(self, task: Task) -> dict[str, Any]:
+        retries, policy = task.max_retries, task.retry_policy or DEFAULT_RETRY_POLICY
+        timeout = task.timeout or self.options.task_timeout
+        for number in range(retries + 1):
+            attempt = self.states[task.task_id].attempt + 1
+            try:
+                return await self._attempt(task, attempt, timeout)
+            except TaskFailedError as exc:
+                if not exc.retryable or number == retries:
+                    raise
+                delay = policy.delay_for(number + 1)
+                self._set(task.task_id, TaskStatus.PENDING, error=str(exc))
+                logger.info("task %s attempt %d failed (%s); retrying in %.2fs",
+                            task.task_id, attempt, exc, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, task: Task, attempt: int, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        claim = await self._claim(task, deadline)
+        key = slot_key(self.run.run_id, task.task_id)
+        try:
+            self._set(task.task_id, TaskStatus.RUNNING, attempt=attempt,
+                      agent_id=claim.agent.agent_id, started_at=time.time(), error=None)
+            self.writer.audit(AuditRecord(
+                kind="delegation", workflow_id=self.workflow.workflow_id,
+                subject_id=task.task_id, data={
+                    "run_id": self.run.run_id, "task_id": task.task_id, "attempt": attempt,
+                    "agent_id": claim.agent.agent_id, "agent_type": claim.agent.agent_type,
+                    "score": claim.match.score, "effective_score": claim.match.effective_score,
+                }))
+            call = TaskCall(
+                task_id=task.task_id,
+                workflow_id=self.workflow.workflow_id,
+                run_id=self.run.run_id,
+                agent_id=claim.agent.agent_id,
+                input=dict(task.input_data),
+                upstream={dep: self.outputs[dep] for dep in task.depends_on},
+                attempt=attempt,
+                idempotency_key=f"{self.run.run_id}/{task.task_id}/{attempt}",
+                timeout=timeout,
+            )
+            remaining = max(deadline - time.monotonic(), 0.001)
+            try:
+                output = await asyncio.wait_for(
+                    self.executor.execute(claim.agent, call), remaining)
+            except asyncio.TimeoutError:
+                raise TaskFailedError(f"timed out after {timeout:g}s") from None
+            except TaskFailedError:
+                raise
+            except Exception as exc:
+                raise TaskFailedError(f"{type(exc).__name__}: {exc}") from exc
+            return _checked_output(task.task_id, output)
+        finally:
+            await call_store(self.store, self.store.release_slot, claim.agent.agent_id, key)
+            self._notify_capacity()
+
+    async def _claim(self, task: Task, deadline: float) -> Claim:
+        request = TaskRequest(
+            task_id=slot_key(self.run.run_id, task.task_id),
+            task_type=task.agent_type,
+            required_capabilities=task.agent_capabilities,
+            required_agent_type=task.agent_type,
+        )
+        waiting = False
+        while True:
+            # Register interest before looking, so a release in between is not missed.
+            wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._capacity_waiters.add(wake)
+            try:
+                agents = self.matcher.eligible(request, require_runner=True)
+                if not agents:
+                    caps = ", ".join(task.agent_capabilities) or "none"
+                    raise TaskFailedError(
+                        f"no available agent of type {task.agent_type!r} with capabilities "
+                        f"[{caps}] and a runner is registered",
+                        retryable=False,
+                    )
+                claim = self.matcher.claim(request, agents)
+                if claim is not None:
+                    return claim
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TaskFailedError(
+                        f"no agent of type {task.agent_type!r} had free capacity before the "
+                        "task timed out")
+                if not waiting:
+                    waiting = True
+                    self._set(task.task_id, TaskStatus.WAITING,
+                              error="waiting for a free agent slot")
+                # Slots freed by other processes are only seen by polling.
+                await asyncio.wait({wake}, timeout=min(remaining, self.options.poll_interval))
+            finally:
+                self._capacity_waiters.discard(wake)
+
+    def _notify_capacity(self) -> None:
+        for waiter in self._capacity_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._capacity_waiters.clear()
+
+    # -- the end ----------------------------------------------------------------------------------
+    async def _update_run(self, **changes: Any) -> RunRecord:
+        updated = await call_store(self.store, self.store.update_run, self.run.run_id, changes)
+        if updated is None:
+            raise TaskFailedError(f"run {self.run.run_id!r} vanished from the store")
+        self.run = updated
+        return updated
+
+    async def _finish(self) -> RunRecord:
+        statuses = [s.status for s in self.states.values()]
+        if self._stop_reason is not None:
+            status, error = self._stop_status, self._stop_reason
+        elif all(s is TaskStatus.COMPLETED for s in statuses):
+            status, error = RunStatus.COMPLETED, None
+        else:
+            failed = sorted(t for t, s in self.states.items() if s.status is TaskStatus.FAILED)
+            status, error = RunStatus.FAILED, f"task(s) failed: {', '.join(failed)}"
+        run = await self._update_run(status=status, completed_at=time.time(), error=error)
+        self.writer.audit(AuditRecord(
+            kind=f"workflow.{status.value}", workflow_id=self.workflow.workflow_id,
+            subject_id=run.run_id, data={"error": error}))
+        self.writer.event(Event(kind=f"workflow.{status.value}", data={
+            "run_id": run.run_id, "workflow_id": self.workflow.workflow_id, "error": error}))
+        await self.writer.flush()
+        if self.notify is not None:
+            self.notify(self.workflow, run)
+        return run
+
+
+def _checked_output(task_id: str, output: Any) -> dict[str, Any]:
+    if output is None:
+        return {}
+    if not isinstance(output, dict):
+        raise TaskFailedError(
+            f"task {task_id!r}: the runner returned {type(output).__name__}, expected a dict",
+            retryable=False)
+    try:
+        json.dumps(output)
+    except (TypeError, ValueError) as exc:
+        raise TaskFailedError(
+            f"task {task_id!r}: output is not JSON-serialisable: {exc}", retryable=False
+        ) from exc
+    return output

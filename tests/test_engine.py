@@ -1,0 +1,460 @@
+"""The workflow engine, end to end on the embedded SQLite store, with agents that run.
+
+Parallelism and ordering are proven from the start/end times the agents record in a
+ledger, never from how long anything took.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_agents import read_ledger
+
+from devcrew_core import (
+    ExecutionMode,
+    RetryPolicy,
+    Task,
+    TaskOrchestrator,
+    Workflow,
+)
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'state' / 'devcrew.db'}"
+
+
+@pytest.fixture
+def orch(db_url: str) -> Iterator[TaskOrchestrator]:
+    face = TaskOrchestrator(state_url=db_url)
+    try:
+        yield face
+    finally:
+        face.close()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.jsonl"
+
+
+def agent(orch: TaskOrchestrator, agent_id: str, agent_type: str = "Worker",
+          runner: str = "engine_agents:work", max_tasks: int = 3) -> None:
+    orch.register_agent(agent_id=agent_id, agent_type=agent_type, capabilities=["work"],
+                        max_concurrent_tasks=max_tasks, runner=runner)
+
+
+def intervals(entries: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    starts = {(e["task_id"], e["attempt"]): e["time"] for e in entries if e["event"] == "start"}
+    ends = {(e["task_id"], e["attempt"]): e["time"] for e in entries if e["event"] == "end"}
+    return {task: (start, ends[(task, attempt)])
+            for (task, attempt), start in starts.items() if (task, attempt) in ends}
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    points = sorted(itertools.chain.from_iterable(((s, 1), (e, -1)) for s, e in spans),
+                    key=lambda p: (p[0], p[1]))
+    current = peak = 0
+    for _, delta in points:
+        current += delta
+        peak = max(peak, current)
+    return peak
+
+
+def fan(workflow_id: str, ledger: Path, sleep: float = 0.3, **extra: Any) -> Workflow:
+    """a -> (b, c, d) -> e"""
+    def task(task_id: str, deps: list[str]) -> Task:
+        return Task(task_id=task_id, agent_type="Worker", depends_on=deps,
+                    input_data={"ledger": str(ledger), "sleep": sleep, "value": task_id},
+                    timeout=60, **extra)
+    workflow = Workflow(workflow_id=workflow_id, name="fan")
+    for task_id, deps in (("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["a"]),
+                          ("e", ["b", "c", "d"])):
+        workflow.add_task(task(task_id, deps))
+    return workflow
+
+
+def test_parallel_branches_overlap_and_outputs_flow_downstream(
+    orch: TaskOrchestrator, ledger: Path
+) -> None:
+    agent(orch, "w1", max_tasks=3)
+    orch.create_workflow(fan("fan-parallel", ledger))
+    result = orch.execute_workflow("fan-parallel")
+    assert result["status"] == "completed", result
+    assert result["tasks_completed"] == 5 and result["tasks_failed"] == 0
+    spans = intervals(read_ledger(ledger))
+    middle = [spans[t] for t in "bcd"]
+    assert max(s for s, _ in middle) < min(e for _, e in middle), "b, c and d overlapped"
+    assert spans["a"][1] <= min(s for s, _ in middle)
+    assert spans["e"][0] >= max(e for _, e in middle)
+    assert result["results"]["e"]["upstream"] == ["b", "c", "d"]
+    assert result["results"]["e"]["upstream_values"] == {"b": "b", "c": "c", "d": "d"}
+    assert result["duration_seconds"] is not None and result["started_at"]
+
+
+def test_sequential_mode_runs_one_task_at_a_time(orch: TaskOrchestrator, ledger: Path) -> None:
+    agent(orch, "w1", max_tasks=3)
+    orch.create_workflow(fan("fan-sequential", ledger, sleep=0.05))
+    result = orch.execute_workflow("fan-sequential", execution_mode=ExecutionMode.SEQUENTIAL)
+    assert result["status"] == "completed"
+    assert max_overlap(list(intervals(read_ledger(ledger)).values())) == 1
+
+
+def test_max_concurrent_tasks_bounds_parallelism(orch: TaskOrchestrator, ledger: Path) -> None:
+    agent(orch, "solo", max_tasks=2)
+    workflow = Workflow(workflow_id="wide", tasks=[
+        Task(task_id=f"t{i}", agent_type="Worker", timeout=60,
+             input_data={"ledger": str(ledger), "sleep": 0.15}) for i in range(6)])
+    orch.create_workflow(workflow)
+    result = orch.execute_workflow("wide")
+    assert result["status"] == "completed"
+    assert max_overlap(list(intervals(read_ledger(ledger)).values())) <= 2
+    status = orch.engine.state_store.get_agent("solo")
+    assert status is not None and status.current_load == 0
+
+
+def test_retry_with_backoff_counts_attempts(orch: TaskOrchestrator, ledger: Path) -> None:
+    agent(orch, "w1", runner="engine_agents:flaky")
+    policy = RetryPolicy(backoff="exponential", initial_delay=0.05, max_delay=1)
+    orch.create_workflow(Workflow(workflow_id="flaky", tasks=[
+        Task(task_id="t", agent_type="Worker", retry=3, retry_policy=policy, timeout=30,
+             input_data={"ledger": str(ledger), "succeed_on": 3})]))
+    result = orch.execute_workflow("flaky")
+    assert result["status"] == "completed"
+    assert result["tasks"][0]["attempt"] == 3
+    assert result["results"]["t"] == {"succeeded_on": 3}
+    attempts = read_ledger(ledger)
+    assert [e["attempt"] for e in attempts] == [1, 2, 3]
+    assert len({e["key"] for e in attempts}) == 3
+    assert all(e["key"].endswith(f"/t/{e['attempt']}") for e in attempts)
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(attempts)]
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1, "exponential backoff waited"
+
+
+def test_retries_exhausted_fail_fast_skips_and_cancels(
+    orch: TaskOrchestrator, ledger: Path
+) -> None:
+    agent(orch, "bad", agent_type="Breaker", runner="engine_agents:fail")
+    agent(orch, "slow", agent_type="Sleeper", runner="engine_agents:hang")
+    agent(orch, "w1")
+    orch.create_workflow(Workflow(workflow_id="ff", tasks=[
+        Task(task_id="boom", agent_type="Breaker", retry=2, timeout=30,
+             retry_policy=RetryPolicy(backoff="fixed", initial_delay=0.01),
+             input_data={"ledger": str(ledger)}),
+        Task(task_id="after-boom", agent_type="Worker", depends_on=["boom"]),
+        Task(task_id="independent", agent_type="Sleeper", timeout=60,
+             input_data={"ledger": str(ledger)}),
+    ]))
+    result = orch.execute_workflow("ff")
+    by_id = {t["task_id"]: t for t in result["tasks"]}
+    assert result["status"] == "failed" and "boom" in result["error"]
+    assert by_id["boom"]["status"] == "failed" and by_id["boom"]["attempt"] == 3
+    assert "always fails" in by_id["boom"]["error"]
+    assert by_id["after-boom"]["status"] == "skipped"
+    assert by_id["independent"]["status"] == "cancelled"
+    events = [e["event"] for e in read_ledger(ledger) if e["task_id"] == "independent"]
+    assert events == ["start", "cancelled"]
+
+
+def test_continue_policy_keeps_independent_branches(orch: TaskOrchestrator,
+                                                    ledger: Path) -> None:
+    agent(orch, "bad", agent_type="Breaker", runner="engine_agents:fail")
+    agent(orch, "w1")
+    orch.create_workflow(Workflow(workflow_id="cont", tasks=[
+        Task(task_id="boom", agent_type="Breaker"),
+        Task(task_id="after-boom", agent_type="Worker", depends_on=["boom"]),
+        Task(task_id="after-after", agent_type="Worker", depends_on=["after-boom"]),
+        Task(task_id="fine", agent_type="Worker", input_data={"sleep": 0.3}),
+        Task(task_id="after-fine", agent_type="Worker", depends_on=["fine"],
+             input_data={"sleep": 0.01}),
+    ]))
+    result = orch.execute_workflow("cont", failure_policy="continue")
+    by_id = {t["task_id"]: t["status"] for t in result["tasks"]}
+    assert by_id == {"boom": "failed", "after-boom": "skipped", "after-after": "skipped",
+                     "fine": "completed", "after-fine": "completed"}
+    assert result["status"] == "failed"
+
+
+def test_no_capable_agent_fails_clearly(orch: TaskOrchestrator) -> None:
+    agent(orch, "w1")
+    orch.create_workflow(Workflow(workflow_id="orphan", tasks=[
+        Task(task_id="t", agent_type="Nobody", agent_capabilities=["magic"], timeout=600)]))
+    result = orch.execute_workflow("orphan")
+    task = result["tasks"][0]
+    assert result["status"] == "failed" and task["status"] == "failed"
+    assert "no available agent of type 'Nobody'" in task["error"]
+    assert "magic" in task["error"]
+
+
+def test_task_timeout_cancels_the_attempt(orch: TaskOrchestrator, ledger: Path) -> None:
+    agent(orch, "sleepy", runner="engine_agents:hang")
+    orch.create_workflow(Workflow(workflow_id="to", tasks=[
+        Task(task_id="t", agent_type="Worker", timeout=0.5, input_data={"ledger": str(ledger)})]))
+    result = orch.execute_workflow("to")
+    assert result["tasks"][0]["status"] == "failed"
+    assert "timed out after 0.5s" in result["tasks"][0]["error"]
+    assert [e["event"] for e in read_ledger(ledger)] == ["start", "cancelled"]
+
+
+def test_workflow_timeout_is_enforced(orch: TaskOrchestrator, ledger: Path) -> None:
+    agent(orch, "sleepy", runner="engine_agents:hang")
+    orch.create_workflow(Workflow(workflow_id="wto", timeout=0.5, tasks=[
+        Task(task_id="t", agent_type="Worker", timeout=100, input_data={"ledger": str(ledger)}),
+        Task(task_id="later", agent_type="Worker", depends_on=["t"]),
+    ]))
+    result = orch.execute_workflow("wto")
+    assert result["status"] == "failed" and "workflow timed out" in result["error"]
+    states = {t["task_id"]: t["status"] for t in result["tasks"]}
+    assert states == {"t": "cancelled", "later": "skipped"}
+
+
+def test_a_timeout_kills_a_hung_command(orch: TaskOrchestrator, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    orch.register_agent(
+        agent_id="sh", agent_type="Shell", capabilities=["sh"],
+        runner={"kind": "command",
+                "argv": ["sh", "-c", 'echo $$ > "$1"; exec sleep 1000', "sh", "{input.pidfile}"]})
+    orch.create_workflow(Workflow(workflow_id="hung", tasks=[
+        Task(task_id="t", agent_type="Shell", timeout=1, input_data={"pidfile": str(pidfile)})]))
+    result = orch.execute_workflow("hung")
+    assert result["tasks"][0]["status"] == "failed"
+    assert "timed out" in result["tasks"][0]["error"]
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_spec_quick_start_runs_with_runners(db_url: str, tmp_path: Path) -> None:
+    # The spec's Quick Start with the import changed, agents given runners, and the
+    # embedded store (redis_url -> state_url until the Redis store exists).
+    from devcrew_core import DelegationManager, Task, TaskOrchestrator, Workflow
+
+    orchestrator = TaskOrchestrator(state_url=db_url)
+    delegation_manager = DelegationManager(state_url=db_url)
+    delegation_manager.register_agent(
+        agent_id="backend-dev-001", agent_type="Backend-Engineer",
+        capabilities=["python", "api-development", "testing"],
+        max_concurrent_tasks=3, priority_weight=15, runner="engine_agents:work")
+    delegation_manager.register_agent(
+        agent_id="qa-tester-001", agent_type="QA-Tester",
+        capabilities=["testing", "pytest", "quality-assurance"],
+        max_concurrent_tasks=5, priority_weight=10, runner="engine_agents:work")
+    workflow = Workflow(workflow_id="feature-dev-001", name="Feature Development Workflow",
+                        priority="high")
+    test_task = Task(task_id="write-tests", agent_type="QA-Tester",
+                     agent_capabilities=["testing", "pytest"],
+                     input_data={"action": "write_tests", "feature": "user_authentication",
+                                 "sleep": 0.01}, timeout=900)
+    impl_task = Task(task_id="implement-feature", agent_type="Backend-Engineer",
+                     agent_capabilities=["python", "api-development"],
+                     input_data={"action": "implement_feature",
+                                 "feature": "user_authentication", "sleep": 0.01},
+                     depends_on=["write-tests"], timeout=1800)
+    workflow.add_task(test_task)
+    workflow.add_task(impl_task)
+    orchestrator.create_workflow(workflow)
+    result = orchestrator.execute_workflow("feature-dev-001")
+    assert result["status"] == "completed"
+    assert result["tasks_completed"] == 2
+    assert isinstance(result["duration_seconds"], float)
+    by_id = {t["task_id"]: t for t in result["tasks"]}
+    assert by_id["write-tests"]["agent_id"] == "qa-tester-001"
+    assert by_id["implement-feature"]["agent_id"] == "backend-dev-001"
+    delegations = orchestrator.engine.state_store.list_audit(kind="delegation")
+    assert {d.subject_id for d in delegations} == {"write-tests", "implement-feature"}
+    orchestrator.close()
+    delegation_manager.close()
+
+
+def test_local_callable_runner_and_other_process_message(
+    orch: TaskOrchestrator, db_url: str
+) -> None:
+    seen: list[str] = []
+
+    def local_agent(call: Any) -> dict[str, Any]:
+        seen.append(call.task_id)
+        return {"ok": True}
+
+    orch.register_agent(agent_id="local", agent_type="Local", capabilities=["x"],
+                        runner=local_agent)
+    orch.create_workflow(Workflow(workflow_id="loc", tasks=[
+        Task(task_id="t", agent_type="Local")]))
+    assert orch.execute_workflow("loc")["status"] == "completed"
+    assert seen == ["t"]
+    stored = orch.engine.state_store.get_agent("local")
+    assert stored is not None and stored.runner is not None and stored.runner["local"] is True
+    # Another process cannot call a callable that lives here; it says what to do instead.
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "from devcrew_core import TaskOrchestrator\n"
+         f"o = TaskOrchestrator(state_url={db_url!r})\n"
+         "r = o.execute_workflow('loc')\n"
+         "print(r['status']); print(r['tasks'][0]['error'])\n"],
+        capture_output=True, text=True, timeout=60, env=_env(), check=False)
+    assert result.returncode == 0, result.stderr
+    status, error = result.stdout.strip().splitlines()
+    assert status == "failed"
+    assert "module:function" in error
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def _devcrew(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "devcrew_core", *args], capture_output=True,
+                          text=True, timeout=120, env=_env(), check=False, **kwargs)
+
+
+def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def _write_workflow(path: Path, ledger: Path, tasks: str, runner: str) -> Path:
+    path.write_text(f"""
+agents:
+  - agent_id: worker-001
+    agent_type: Worker
+    capabilities: [work]
+    max_concurrent_tasks: 4
+    runner: {{kind: python, callable: "{runner}"}}
+workflow:
+  id: cli-flow
+  name: CLI flow
+  tasks:
+{tasks}
+""")
+    return path
+
+
+def test_cancel_from_a_second_process(tmp_path: Path, db_url: str, ledger: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_url: {db_url}\n")
+    flow = _write_workflow(tmp_path / "flow.yaml", ledger, f"""
+    - task_id: forever
+      agent_type: Worker
+      input: {{ledger: "{ledger}"}}
+      timeout: 600
+    - task_id: never
+      agent_type: Worker
+      depends_on: [forever]
+""", "engine_agents:hang")
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "devcrew_core", "--config", str(config), "run", str(flow),
+         "--quiet"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: any(e["event"] == "start" for e in read_ledger(ledger)))
+        cancel = _devcrew("--config", str(config), "workflow", "cancel", "--id", "cli-flow",
+                          "--confirm", "--output", "json")
+        assert cancel.returncode == 0, cancel.stderr
+        _, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 1, err
+    status = _devcrew("--config", str(config), "workflow", "status", "--id", "cli-flow",
+                      "--output", "json")
+    import json
+
+    doc = json.loads(status.stdout)
+    assert doc["status"] == "cancelled"
+    assert {t["task_id"]: t["status"] for t in doc["tasks"]} == {
+        "forever": "cancelled", "never": "cancelled"}
+    assert [e["event"] for e in read_ledger(ledger)] == ["start", "cancelled"]
+
+
+def test_resume_after_sigkill_does_not_rerun_completed_tasks(
+    tmp_path: Path, db_url: str, ledger: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_url: {db_url}\n")
+    flow = _write_workflow(tmp_path / "flow.yaml", ledger, f"""
+    - task_id: first
+      agent_type: Worker
+      input: {{ledger: "{ledger}", sleep: 0.01}}
+    - task_id: second
+      agent_type: Worker
+      depends_on: [first]
+      input: {{ledger: "{ledger}", sleep: {{"1": 600, default: 0.01}}}}
+      timeout: 900
+    - task_id: third
+      agent_type: Worker
+      depends_on: [second]
+      input: {{ledger: "{ledger}", sleep: 0.01}}
+""", "engine_agents:work")
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "devcrew_core", "--config", str(config), "run", str(flow),
+         "--quiet"], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: any(e["task_id"] == "second" and e["event"] == "start"
+                              for e in read_ledger(ledger)))
+        time.sleep(0.3)  # let the batched transitions reach the store
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=30)
+    resumed = _devcrew("--config", str(config), "workflow", "resume", "--id", "cli-flow",
+                       "--quiet", "--output", "json")
+    assert resumed.returncode == 0, resumed.stderr
+    import json
+
+    doc = json.loads(resumed.stdout)
+    assert doc["status"] == "completed"
+    entries = read_ledger(ledger)
+    starts = [(e["task_id"], e["attempt"]) for e in entries if e["event"] == "start"]
+    assert starts.count(("first", 1)) == 1, "completed work is not repeated"
+    assert ("second", 1) in starts and ("second", 2) in starts
+    assert [s for s in starts if s[0] == "third"] == [("third", 1)]
+    keys = [e["key"] for e in entries if e["task_id"] == "second" and e["event"] == "start"]
+    assert len(set(keys)) == 2 and keys[1].endswith("/second/2")
+
+
+def test_status_list_result_export_from_other_processes(tmp_path: Path, db_url: str,
+                                                         ledger: Path) -> None:
+    import json
+
+    import yaml
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_url: {db_url}\n")
+    flow = _write_workflow(tmp_path / "flow.yaml", ledger, f"""
+    - task_id: only
+      agent_type: Worker
+      input: {{ledger: "{ledger}", sleep: 0.01, value: 42}}
+""", "engine_agents:work")
+    ran = _devcrew("--config", str(config), "run", str(flow), "--quiet", "--output", "json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["status"] == "completed"
+    status = json.loads(_devcrew("--config", str(config), "workflow", "status", "--id",
+                                 "cli-flow", "--output", "json").stdout)
+    assert status["status"] == "completed"
+    assert [(t["task_id"], t["status"]) for t in status["tasks"]] == [("only", "completed")]
+    listing = json.loads(_devcrew("--config", str(config), "workflow", "list",
+                                  "--output", "json").stdout)
+    assert [r["workflow_id"] for r in listing] == ["cli-flow"]
+    result = json.loads(_devcrew("--config", str(config), "workflow", "result", "--id",
+                                 "cli-flow").stdout)
+    assert result["results"]["only"]["value"] == 42
+    exported = tmp_path / "exported.yaml"
+    done = _devcrew("--config", str(config), "workflow", "export", "--id", "cli-flow",
+                    "--output", str(exported))
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(exported.read_text())["workflow"]["id"] == "cli-flow"
+    missing = _devcrew("--config", str(config), "workflow", "status", "--id", "nope")
+    assert missing.returncode == 1 and "no run or workflow" in missing.stderr
