@@ -40,6 +40,8 @@ from devcrew_core.stores.records import (
 
 T = TypeVar("T")
 
+#: How long the engine trusts its cached view of eligible agents (loads are tracked).
+MATCHER_CACHE_SECONDS = 0.5
 #: A run whose heartbeat is older than this many heartbeat intervals is presumed dead.
 STALE_HEARTBEATS = 3
 
@@ -91,7 +93,8 @@ class Engine:
             factory = resolve_ref(record.factory, owner=f"executor {record.name!r}")
             executor = factory(self.settings, self.plugins)
         self.executor = executor
-        self.matcher = AgentMatcher(self.state_store, self.plugins.scorer(self.settings.scorer))
+        self.matcher = AgentMatcher(self.state_store, self.plugins.scorer(self.settings.scorer),
+                                    cache_seconds=MATCHER_CACHE_SECONDS)
 
     def close(self) -> None:
         """Close the executor and the stores."""

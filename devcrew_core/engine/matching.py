@@ -12,7 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from devcrew_core.errors import NotFoundError
 from devcrew_core.models import AgentMatch, TaskRequest
 from devcrew_core.plugin_types import Scorer
 from devcrew_core.stores.base import Store
@@ -39,11 +41,31 @@ class Claim:
 
 
 class AgentMatcher:
-    """Finds, ranks and claims agents in one store with one scorer."""
+    """Finds, ranks and claims agents in one store with one scorer.
 
-    def __init__(self, store: Store, scorer: Scorer) -> None:
+    With ``cache_seconds > 0`` the eligible agents of each kind of request are kept for
+    that long and their loads are tracked from this matcher's own claims and releases, so
+    a burst of tasks does not query the registry once per task. The slot itself is always
+    taken atomically in the store, so a stale cache can only cost a refused attempt (the
+    next agent is tried), never an over-commit.
+    """
+
+    def __init__(self, store: Store, scorer: Scorer, cache_seconds: float = 0.0) -> None:
         self.store = store
         self.scorer = scorer
+        self.cache_seconds = cache_seconds
+        self._cache: dict[tuple[Any, ...], tuple[float, list[AgentRecord]]] = {}
+        self._loads: dict[str, int] = {}
+
+    def invalidate(self) -> None:
+        """Forget cached agents and loads (the next lookup asks the store)."""
+        self._cache.clear()
+        self._loads.clear()
+
+    def released(self, agent_id: str) -> None:
+        """Note that this process freed a slot on ``agent_id``."""
+        if agent_id in self._loads:
+            self._loads[agent_id] = max(self._loads[agent_id] - 1, 0)
 
     def eligible(
         self,
@@ -54,8 +76,14 @@ class AgentMatcher:
     ) -> list[AgentRecord]:
         """Agents that may take ``request`` (capacity not considered)."""
         moment = time.time() if now is None else now
+        key = (tuple(sorted(request.required_capabilities)), request.required_agent_type,
+               tuple(sorted(request.exclude_agents)), require_runner)
+        if self.cache_seconds > 0:
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] > time.monotonic():
+                return [a for a in cached[1] if not a.is_expired(moment)]
         excluded = set(request.exclude_agents)
-        return [
+        agents = [
             agent
             for agent in self.store.find_agents(
                 request.required_capabilities, request.required_agent_type
@@ -65,6 +93,14 @@ class AgentMatcher:
             and agent.agent_id not in excluded
             and (agent.runner is not None or not require_runner)
         ]
+        if self.cache_seconds > 0:
+            self._cache[key] = (time.monotonic() + self.cache_seconds, agents)
+            for agent in agents:
+                self._loads[agent.agent_id] = agent.current_load
+        return agents
+
+    def _load(self, agent: AgentRecord) -> int:
+        return self._loads.get(agent.agent_id, agent.current_load)
 
     def rank(self, request: TaskRequest, agents: Sequence[AgentRecord]) -> list[AgentMatch]:
         """Score agents with free capacity, best first (ties: lower agent_id first)."""
@@ -75,21 +111,33 @@ class AgentMatcher:
                 score=capability_fit(request.required_capabilities, agent),
                 effective_score=float(self.scorer.score(request, agent)),
                 matched_capabilities=list(request.required_capabilities),
-                current_load=agent.current_load,
+                current_load=self._load(agent),
                 max_load=agent.max_concurrent_tasks,
                 priority_weight=agent.priority_weight,
             )
-            for agent in agents
+            for agent in (self._with_tracked_load(a) for a in agents)
             if agent.current_load < agent.max_concurrent_tasks
         ]
         matches.sort(key=lambda m: (-m.effective_score, m.agent_id))
         return matches
 
+    def _with_tracked_load(self, agent: AgentRecord) -> AgentRecord:
+        load = self._load(agent)
+        if load == agent.current_load:
+            return agent
+        return agent.model_copy(update={"current_load": load})
+
     def claim(self, request: TaskRequest, agents: Sequence[AgentRecord]) -> Claim | None:
         """Take a slot on the best agent that still has one; None when all are full."""
         by_id = {agent.agent_id: agent for agent in agents}
         for match in self.rank(request, agents):
-            result = self.store.acquire_slot(match.agent_id, request.task_id)
+            try:
+                result = self.store.acquire_slot(match.agent_id, request.task_id)
+            except NotFoundError:
+                self.invalidate()  # deregistered since we cached it
+                continue
+            if self.cache_seconds > 0:
+                self._loads[match.agent_id] = result.current_load
             if result.acquired:
                 agent = by_id[match.agent_id].model_copy(
                     update={"current_load": result.current_load}

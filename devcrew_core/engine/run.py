@@ -22,7 +22,9 @@ inside this one loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import heapq
 import json
 import logging
 import os
@@ -31,7 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from devcrew_core.engine.dag import descendants, validate_dag
+from devcrew_core.engine.dag import dependants, descendants, validate_dag
 from devcrew_core.engine.matching import AgentMatcher, Claim
 from devcrew_core.engine.persistence import TransitionWriter, call_store
 from devcrew_core.errors import TaskFailedError
@@ -60,6 +62,8 @@ logger = logging.getLogger("devcrew.engine")
 #: Backoff between retries when a task gives ``retry: N`` without a ``retry_policy``.
 DEFAULT_RETRY_POLICY = RetryPolicy(backoff=RetryBackoff.EXPONENTIAL, initial_delay=1.0,
                                    max_delay=60.0)
+#: Task transitions that also become system events (the rest live in task states).
+NOTABLE = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
 FINISHED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED,
                       TaskStatus.CANCELLED})
 
@@ -129,6 +133,19 @@ class WorkflowRun:
             tid: dict(s.output or {}) for tid, s in states.items()
             if s.status is TaskStatus.COMPLETED
         }
+        # Readiness by counting: each task knows how many dependencies are unmet, so a
+        # completion costs O(dependants), never a scan of the whole workflow.
+        self._position = {tid: i for i, tid in enumerate(self.order)}
+        self._children = dependants(workflow)
+        self._unmet = {
+            tid: sum(1 for d in task.depends_on if d not in self.outputs)
+            for tid, task in self.tasks.items()
+        }
+        self._ready: list[tuple[int, str]] = [
+            (self._position[tid], tid) for tid in self.order
+            if self._unmet[tid] == 0 and states[tid].status is TaskStatus.PENDING
+        ]
+        heapq.heapify(self._ready)
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._changed = asyncio.Event()
         self._capacity_waiters: set[asyncio.Future[None]] = set()
@@ -143,10 +160,12 @@ class WorkflowRun:
                                             **fields})
         self.states[task_id] = state
         self.writer.record(state)
-        self.writer.event(Event(kind=f"task.{status.value}", data={
-            "run_id": self.run.run_id, "workflow_id": self.workflow.workflow_id,
-            "task_id": task_id, "attempt": state.attempt, "agent_id": state.agent_id,
-        }))
+        if status in NOTABLE:
+            self.writer.event(Event(kind=f"task.{status.value}", data={
+                "run_id": self.run.run_id, "workflow_id": self.workflow.workflow_id,
+                "task_id": task_id, "attempt": state.attempt, "agent_id": state.agent_id,
+                "error": state.error,
+            }))
         return state
 
     # -- the main loop -------------------------------------------------------------------
@@ -183,28 +202,39 @@ class WorkflowRun:
                 return
             self._changed.clear()
             await self._changed.wait()
-            for task_id, driver in list(self._drivers.items()):
-                if driver.done():
-                    del self._drivers[task_id]
 
     def _start_ready(self) -> None:
+        """Start ready tasks in topological order (one at a time in SEQUENTIAL mode)."""
         sequential = self.options.mode is ExecutionMode.SEQUENTIAL
-        for task_id in self.order:
-            if sequential and self._drivers:
-                return
-            state = self.states[task_id]
-            if state.status is not TaskStatus.PENDING or task_id in self._drivers:
+        while self._ready and not (sequential and self._drivers):
+            _, task_id = heapq.heappop(self._ready)
+            if self.states[task_id].status is not TaskStatus.PENDING:
                 continue
-            deps = self.tasks[task_id].depends_on
-            if all(self.states[d].status is TaskStatus.COMPLETED for d in deps):
-                self._drivers[task_id] = asyncio.ensure_future(self._drive(task_id))
+            driver = asyncio.ensure_future(self._drive(task_id))
+            self._drivers[task_id] = driver
+            driver.add_done_callback(functools.partial(self._driver_done, task_id))
+
+    def _driver_done(self, task_id: str, _driver: object = None) -> None:
+        # Runs after the driver's own code, so the loop must be woken again here.
+        self._drivers.pop(task_id, None)
+        self._changed.set()
+
+    def _completed(self, task_id: str) -> None:
+        """Count a finished dependency; dependants with none left become ready."""
+        for child in self._children[task_id]:
+            self._unmet[child] -= 1
+            if self._unmet[child] == 0:
+                heapq.heappush(self._ready, (self._position[child], child))
 
     async def _watch(self) -> None:
         """Flush in batches, honour cancel requests, keep the heartbeat fresh."""
-        last_beat = time.monotonic()
+        last_beat = last_check = time.monotonic()
         while not self._closing:
             await self.writer.wait(self.options.poll_interval)
             await self.writer.flush()
+            if time.monotonic() - last_check < self.options.poll_interval:
+                continue
+            last_check = time.monotonic()
             current = await call_store(self.store, self.store.get_run, self.run.run_id)
             if current is not None and current.cancel_requested and self._stop_reason is None:
                 await self._stop("cancelled on request", RunStatus.CANCELLED)
@@ -247,6 +277,7 @@ class WorkflowRun:
             self.outputs[task_id] = output
             self._set(task_id, TaskStatus.COMPLETED, completed_at=time.time(), output=output,
                       error=None)
+            self._completed(task_id)
         finally:
             self._changed.set()
 
@@ -316,6 +347,7 @@ class WorkflowRun:
             return _checked_output(task.task_id, output)
         finally:
             await call_store(self.store, self.store.release_slot, claim.agent.agent_id, key)
+            self.matcher.released(claim.agent.agent_id)
             self._notify_capacity()
 
     async def _claim(self, task: Task, deadline: float) -> Claim:

@@ -142,13 +142,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_agents(self, agent_type: str | None = None) -> list[AgentRecord]:
-        """All agents (of ``agent_type`` if given), ordered by agent_id."""
+        """All agents (of ``agent_type`` if given), ordered by agent_id, with their
+        ``current_load`` (``running_tasks`` is left empty: use :meth:`get_agent`)."""
 
     @abc.abstractmethod
     def find_agents(
         self, capabilities: Sequence[str], agent_type: str | None = None
     ) -> list[AgentRecord]:
-        """Agents that have *every* capability (and the type, if given), by agent_id.
+        """Agents that have *every* capability (and the type, if given), by agent_id,
+        with their ``current_load`` (``running_tasks`` is left empty).
 
         Backends answer from a capability/type index, never by loading every agent.
         """

@@ -76,11 +76,10 @@ class MemoryStore(Store):
         """Nothing to release."""
 
     # -- agents ------------------------------------------------------------------------
-    def _with_load(self, agent: AgentRecord) -> AgentRecord:
-        tasks = list(self._slots.get(agent.agent_id, {}))
-        return agent.model_copy(
-            deep=True, update={"current_load": len(tasks), "running_tasks": tasks}
-        )
+    def _with_load(self, agent: AgentRecord, tasks: bool = True) -> AgentRecord:
+        slots = self._slots.get(agent.agent_id, {})
+        return agent.model_copy(deep=True, update={
+            "current_load": len(slots), "running_tasks": list(slots) if tasks else []})
 
     def _unindex(self, agent: AgentRecord) -> None:
         for cap in agent.capabilities:
@@ -130,7 +129,7 @@ class MemoryStore(Store):
         """All agents, optionally of one type."""
         with self._lock:
             ids = self._agents.keys() if agent_type is None else self._by_type.get(agent_type, ())
-            return [self._with_load(self._agents[i]) for i in sorted(ids)]
+            return [self._with_load(self._agents[i], tasks=False) for i in sorted(ids)]
 
     def find_agents(
         self, capabilities: Sequence[str], agent_type: str | None = None
@@ -141,7 +140,7 @@ class MemoryStore(Store):
             if agent_type is not None:
                 sets.append(self._by_type.get(agent_type, set()))
             ids = set.intersection(*sets) if sets else set(self._agents)
-            return [self._with_load(self._agents[i]) for i in sorted(ids)]
+            return [self._with_load(self._agents[i], tasks=False) for i in sorted(ids)]
 
     def acquire_slot(self, agent_id: str, task_id: str) -> SlotResult:
         """Take a slot if one is free."""
@@ -318,9 +317,8 @@ class MemoryStore(Store):
         """Upsert task states."""
         with self._lock:
             for state in states:
-                self._task_states.setdefault(state.run_id, {})[state.task_id] = state.model_copy(
-                    deep=True
-                )
+                # A shallow copy suffices on write: reads hand out deep copies.
+                self._task_states.setdefault(state.run_id, {})[state.task_id] = state.model_copy()
 
     def get_task_states(self, run_id: str) -> list[TaskState]:
         """Task states of a run."""

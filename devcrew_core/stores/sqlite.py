@@ -53,6 +53,8 @@ except ImportError:  # pragma: no cover
 
 _MIGRATIONS = "devcrew_core.stores.sql.sqlite"
 _DERIVED = {"current_load", "running_tasks"}
+#: The load of agent ``a`` as a column expression (answered by the slots primary key).
+_LOAD = "(SELECT COUNT(*) FROM load_slots s WHERE s.agent_id = a.agent_id)"
 _DIMS = ("cpu_cores", "memory_mb", "disk_mb", "network_mbps")
 _SYNC_MODES = {"normal": "NORMAL", "full": "FULL", "off": "OFF"}
 
@@ -213,6 +215,12 @@ class SQLiteStore(Store):
 
     # -- agents ------------------------------------------------------------------------
     @staticmethod
+    def _agent_with_load(data: str, load: int) -> AgentRecord:
+        agent = AgentRecord.model_validate_json(data)
+        agent.__dict__["current_load"] = int(load)
+        return agent
+
+    @staticmethod
     def _agent(conn: sqlite3.Connection, data: str) -> AgentRecord:
         agent = AgentRecord.model_validate_json(data)
         tasks = [
@@ -281,13 +289,12 @@ class SQLiteStore(Store):
     def list_agents(self, agent_type: str | None = None) -> list[AgentRecord]:
         """All agents, optionally of one type."""
         with self._read() as conn:
-            if agent_type is None:
-                rows = conn.execute("SELECT data FROM agents ORDER BY agent_id").fetchall()
-            else:
-                rows = conn.execute(
-                    "SELECT data FROM agents WHERE agent_type = ? ORDER BY agent_id", (agent_type,)
-                ).fetchall()
-            return [self._agent(conn, r[0]) for r in rows]
+            where, params = _where({"agent_type": agent_type})
+            rows = conn.execute(
+                f"SELECT data, {_LOAD} FROM agents a{where} ORDER BY agent_id",  # noqa: S608
+                params,
+            ).fetchall()
+            return [self._agent_with_load(data, load) for data, load in rows]
 
     def find_agents(
         self, capabilities: Sequence[str], agent_type: str | None = None
@@ -298,7 +305,7 @@ class SQLiteStore(Store):
             return self.list_agents(agent_type)
         marks = ", ".join("?" for _ in caps)
         sql = (
-            "SELECT a.data FROM agents a JOIN ("  # noqa: S608 - only '?' marks are interpolated
+            f"SELECT a.data, {_LOAD} FROM agents a JOIN ("  # noqa: S608 - only '?' marks
             f"  SELECT agent_id FROM agent_capabilities WHERE capability IN ({marks})"
             "  GROUP BY agent_id HAVING COUNT(*) = ?"
             ") c ON c.agent_id = a.agent_id"
@@ -309,7 +316,7 @@ class SQLiteStore(Store):
             params.append(agent_type)
         with self._read() as conn:
             rows = conn.execute(sql + " ORDER BY a.agent_id", params).fetchall()
-            return [self._agent(conn, r[0]) for r in rows]
+            return [self._agent_with_load(data, load) for data, load in rows]
 
     def acquire_slot(self, agent_id: str, task_id: str) -> SlotResult:
         """Take a slot in one write transaction."""
