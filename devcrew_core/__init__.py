@@ -3,43 +3,82 @@
 The public API keeps the names of the platform spec, so its examples run with only
 the import line changed::
 
-    from devcrew_core import Workflow, Task, TaskRequest, ResourceLimits
+    from devcrew_core import TaskOrchestrator, Workflow, Task, TaskRequest, ResourceLimits
+
+Every name is imported on first access, so ``import devcrew_core`` (and ``devcrew
+--version``) stays fast: building the pydantic models is paid for only when used.
 """
 
+from __future__ import annotations
+
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from devcrew_core.config import Settings, load_settings
-from devcrew_core.errors import (
-    ConfigError,
-    DefinitionError,
-    DevcrewError,
-    NotFoundError,
-    PluginError,
-    StoreError,
-    UsageError,
-)
-from devcrew_core.hookspecs import hookimpl
-from devcrew_core.models import (
-    AgentContext,
-    AgentMatch,
-    AgentSpec,
-    DecompositionStrategy,
-    ExecutionMode,
-    HandoffPrecondition,
-    HandoffResult,
-    Objective,
-    Priority,
-    ResourceLimits,
-    ResourceUsage,
-    RetryBackoff,
-    RetryPolicy,
-    Task,
-    TaskPriority,
-    TaskRequest,
-    Workflow,
-)
-from devcrew_core.templates import WorkflowTemplate
 from devcrew_core.version import __version__
+
+if TYPE_CHECKING:  # the lazy exports below, for type checkers and IDEs
+    from devcrew_core.config import Settings, load_settings
+    from devcrew_core.delegation import DelegationManager
+    from devcrew_core.engine.run import FailurePolicy
+    from devcrew_core.errors import (
+        ConfigError,
+        DefinitionError,
+        DevcrewError,
+        NotFoundError,
+        PluginError,
+        StoreError,
+        TaskFailedError,
+        UsageError,
+    )
+    from devcrew_core.hookspecs import hookimpl
+    from devcrew_core.models import (
+        AgentContext,
+        AgentMatch,
+        AgentSpec,
+        DecompositionStrategy,
+        ExecutionMode,
+        HandoffPrecondition,
+        HandoffResult,
+        Objective,
+        Priority,
+        ResourceLimits,
+        ResourceUsage,
+        RetryBackoff,
+        RetryPolicy,
+        Task,
+        TaskPriority,
+        TaskRequest,
+        Workflow,
+    )
+    from devcrew_core.orchestrator import TaskOrchestrator, WorkflowEngine
+    from devcrew_core.runners import TaskCall
+    from devcrew_core.templates import WorkflowTemplate
+
+_MODELS = (
+    "AgentContext", "AgentMatch", "AgentSpec", "DecompositionStrategy", "ExecutionMode",
+    "HandoffPrecondition", "HandoffResult", "Objective", "Priority", "ResourceLimits",
+    "ResourceUsage", "RetryBackoff", "RetryPolicy", "Task", "TaskPriority", "TaskRequest",
+    "Workflow",
+)
+_ERRORS = (
+    "ConfigError", "DefinitionError", "DevcrewError", "NotFoundError", "PluginError",
+    "StoreError", "TaskFailedError", "UsageError",
+)
+
+#: name -> the module that defines it.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(_MODELS, "devcrew_core.models"),
+    **dict.fromkeys(_ERRORS, "devcrew_core.errors"),
+    "Settings": "devcrew_core.config",
+    "load_settings": "devcrew_core.config",
+    "hookimpl": "devcrew_core.hookspecs",
+    "WorkflowTemplate": "devcrew_core.templates",
+    "TaskOrchestrator": "devcrew_core.orchestrator",
+    "WorkflowEngine": "devcrew_core.orchestrator",
+    "DelegationManager": "devcrew_core.delegation",
+    "FailurePolicy": "devcrew_core.engine.run",
+    "TaskCall": "devcrew_core.runners",
+}
 
 #: The spec's template classes, provided by the devcrew_templates plugin and looked up
 #: through the workflow-template hook on first access.
@@ -50,28 +89,12 @@ _TEMPLATE_EXPORTS = {
 }
 
 
-if TYPE_CHECKING:  # the lazy exports below, for type checkers
-    from devcrew_core.delegation import DelegationManager
-    from devcrew_core.engine.run import FailurePolicy
-    from devcrew_core.orchestrator import TaskOrchestrator, WorkflowEngine
-    from devcrew_core.runners import TaskCall
-
-#: The engine faces, imported on first access so ``import devcrew_core`` stays light.
-_LAZY_EXPORTS = {
-    "TaskOrchestrator": "devcrew_core.orchestrator:TaskOrchestrator",
-    "WorkflowEngine": "devcrew_core.orchestrator:WorkflowEngine",
-    "DelegationManager": "devcrew_core.delegation:DelegationManager",
-    "FailurePolicy": "devcrew_core.engine.run:FailurePolicy",
-    "TaskCall": "devcrew_core.runners:TaskCall",
-}
-
-
 def __getattr__(name: str) -> Any:
-    lazy = _LAZY_EXPORTS.get(name)
-    if lazy is not None:
-        from devcrew_core.plugins import resolve_ref
-
-        return resolve_ref(lazy, owner="devcrew_core")
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     template = _TEMPLATE_EXPORTS.get(name)
     if template is None:
         raise AttributeError(f"module 'devcrew_core' has no attribute {name!r}")
@@ -79,6 +102,11 @@ def __getattr__(name: str) -> Any:
 
     entry = get_plugin_manager().workflow_template(template)
     return resolve_ref(entry.template, owner=f"workflow template {template!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_TEMPLATE_EXPORTS})
+
 
 __all__ = [
     "AgentContext",
@@ -105,6 +133,7 @@ __all__ = [
     "StoreError",
     "Task",
     "TaskCall",
+    "TaskFailedError",
     "TaskOrchestrator",
     "TaskPriority",
     "TaskRequest",

@@ -43,7 +43,8 @@ def test_version_imports_no_plugin_or_backend() -> None:
         "try:\n    main(['--version'])\n"
         "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
         "heavy = {'stevedore', 'prefect', 'celery', 'redis', 'psycopg2', 'rich',\n"
-        "         'devcrew_core.stores.sqlite', 'devcrew_core.default_plugins.scoring'}\n"
+        "         'devcrew_core.stores.sqlite', 'devcrew_core.default_plugins.scoring',\n"
+        "         'devcrew_core.models', 'devcrew_core.config', 'devcrew_core.engine.run'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -178,3 +179,11 @@ def test_plugin_commands_and_exit_codes(
 
     assert _run_main(["--help"]) == 0
     assert "hello" in capsys.readouterr().out
+
+
+def test_every_public_name_resolves() -> None:
+    import devcrew_core
+
+    for name in devcrew_core.__all__:
+        assert getattr(devcrew_core, name) is not None, name
+    assert set(devcrew_core.__all__) <= set(dir(devcrew_core))
