@@ -458,3 +458,77 @@ def test_status_list_result_export_from_other_processes(tmp_path: Path, db_url: 
     assert yaml.safe_load(exported.read_text())["workflow"]["id"] == "cli-flow"
     missing = _devcrew("--config", str(config), "workflow", "status", "--id", "nope")
     assert missing.returncode == 1 and "no run or workflow" in missing.stderr
+
+
+def test_create_start_detached_and_monitor_until_done(tmp_path: Path, db_url: str,
+                                                      ledger: Path) -> None:
+    import json
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_url: {db_url}\n")
+    flow = _write_workflow(tmp_path / "flow.yaml", ledger, f"""
+    - task_id: one
+      agent_type: Worker
+      input: {{ledger: "{ledger}", sleep: 0.5}}
+    - task_id: two
+      agent_type: Worker
+      depends_on: [one]
+      input: {{ledger: "{ledger}", sleep: 0.01}}
+""", "engine_agents:work")
+    created = _devcrew("--config", str(config), "workflow", "create", "--file", str(flow),
+                       "--output", "json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout) == {"workflow_id": "cli-flow", "name": "CLI flow",
+                                          "tasks": 2, "agents_registered": ["worker-001"]}
+    started = _devcrew("--config", str(config), "workflow", "start", "--id", "cli-flow",
+                       "--detach", "--output", "json")
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["run_id"]
+    watched = _devcrew("--config", str(config), "workflow", "monitor", "--id", run_id,
+                       "--refresh", "0.1", "--output", "json")
+    assert watched.returncode == 0, watched.stderr
+    doc = json.loads(watched.stdout)
+    assert doc["run_id"] == run_id and doc["status"] == "completed"
+    pids = {e["pid"] for e in read_ledger(ledger)}
+    assert os.getpid() not in pids and len(pids) == 1, "ran in the background process"
+
+
+def test_spec_data_pipeline_example(db_url: str) -> None:
+    # "Create and Execute Workflows" from the spec, import changed, agents given runners.
+    from devcrew_core import Task, TaskOrchestrator, Workflow
+
+    orchestrator = TaskOrchestrator(state_url=db_url)
+    for capability in ("data-extraction", "data-transformation", "data-loading"):
+        orchestrator.register_agent(
+            agent_id=f"{capability}-agent", agent_type="Data-Engineer",
+            capabilities=[capability, "etl", "pandas"], runner="engine_agents:work")
+    workflow = Workflow(workflow_id="data-pipeline-001", name="Data Processing Pipeline",
+                        priority="high", timeout=7200)
+    extract_task = Task(task_id="extract-data", agent_type="Data-Engineer",
+                        agent_capabilities=["data-extraction", "etl"],
+                        input_data={"source": "postgresql://data-warehouse",
+                                    "query": "SELECT * FROM raw_events", "sleep": 0.01},
+                        timeout=1800)
+    transform_task = Task(task_id="transform-data", agent_type="Data-Engineer",
+                          agent_capabilities=["data-transformation", "pandas"],
+                          input_data={"transformations": ["normalize", "deduplicate"],
+                                      "sleep": 0.01},
+                          depends_on=["extract-data"], timeout=3600)
+    load_task = Task(task_id="load-data", agent_type="Data-Engineer",
+                     agent_capabilities=["data-loading", "etl"],
+                     input_data={"destination": "postgresql://analytics",
+                                 "table": "processed_events", "sleep": 0.01},
+                     depends_on=["transform-data"], timeout=1800)
+    workflow.add_task(extract_task)
+    workflow.add_task(transform_task)
+    workflow.add_task(load_task)
+    orchestrator.create_workflow(workflow)
+    result = orchestrator.execute_workflow("data-pipeline-001")
+    assert result["status"] == "completed"
+    assert result["started_at"] and result["completed_at"]
+    assert result["duration_seconds"] >= 0
+    agents = {t["task_id"]: t["agent_id"] for t in result["tasks"]}
+    assert agents == {"extract-data": "data-extraction-agent",
+                      "transform-data": "data-transformation-agent",
+                      "load-data": "data-loading-agent"}
+    orchestrator.close()
