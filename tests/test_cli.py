@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -155,8 +156,14 @@ def plugin_commands() -> Iterator[None]:
 
 
 def _run_main(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
+    logger = logging.getLogger("devcrew")
+    level, handlers = logger.level, list(logger.handlers)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+    finally:  # main() configures CLI logging; leave the process as it was
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
     return int(exc.value.code or 0)
 
 

@@ -908,6 +908,7 @@ def test_http_cancel_aborts_the_request(server: Server) -> None:
 def test_http_header_values_are_never_logged(server: Server,
                                              caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="devcrew")  # whatever an earlier CLI run set
     runner = http(f"{server.base}/echo", headers={"Authorization": SECRET})
     attempt(runner)
     failure(http(f"{server.base}/fail", headers={"Authorization": SECRET}))

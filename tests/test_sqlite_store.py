@@ -121,3 +121,27 @@ def test_unknown_scheme_names_the_known_ones() -> None:
 
     with pytest.raises(PluginError, match=r"'mongodb'.*memory.*sqlite"):
         open_store("mongodb://localhost/x")
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    version_1 = dict(migrations())[1]
+    conn.executescript(version_1)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO runs (run_id, workflow_id, status, created_at, data) VALUES (?,?,?,?,?)",
+        ("r1", "wf", "running", 1.0,
+         '{"run_id": "r1", "workflow_id": "wf", "status": "running", "created_at": 1.0, '
+         '"cancel_requested": true, "data": {}}'))
+    conn.commit()
+    conn.close()
+    with SQLiteStore(_url(db)) as store:
+        assert store.cancel_requested("r1") is True
+        run = store.get_run("r1")
+        assert run is not None and run.status.value == "running"
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations()[-1][0]
+    finally:
+        conn.close()

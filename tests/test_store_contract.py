@@ -333,3 +333,13 @@ def test_events_poll_after_seq(store: Store) -> None:
     assert [e.seq for e in store.list_events(kind="agent.registered")] == [first[0], second[1]]
     assert store.list_events(after=second[1]) == []
     assert store.ping() is True
+
+
+def test_cancel_flag_is_readable_on_its_own(store: Store) -> None:
+    store.create_run(RunRecord(run_id="r1", workflow_id="wf", data={"workflow": {"tasks": []}}))
+    assert store.cancel_requested("r1") is False
+    store.update_run("r1", {"cancel_requested": True})
+    assert store.cancel_requested("r1") is True
+    assert store.cancel_requested("nope") is None
+    run = store.get_run("r1")
+    assert run is not None and run.data == {"workflow": {"tasks": []}}

@@ -235,8 +235,8 @@ class WorkflowRun:
             if time.monotonic() - last_check < self.options.poll_interval:
                 continue
             last_check = time.monotonic()
-            current = await call_store(self.store, self.store.get_run, self.run.run_id)
-            if current is not None and current.cancel_requested and self._stop_reason is None:
+            wanted = await call_store(self.store, self.store.cancel_requested, self.run.run_id)
+            if wanted and self._stop_reason is None:
                 await self._stop("cancelled on request", RunStatus.CANCELLED)
             if time.monotonic() - last_beat >= self.options.heartbeat_interval:
                 last_beat = time.monotonic()

@@ -55,7 +55,9 @@ def apply_changes(record: M, changes: Mapping[str, Any], allowed: frozenset[str]
             f"{kind}: cannot update field(s) {', '.join(unknown)}; "
             f"updatable: {', '.join(sorted(allowed))}"
         )
-    return type(record).model_validate({**record.model_dump(), **changes})
+    # A shallow dict of the fields: large JSON values (a run's workflow snapshot) are
+    # neither copied nor re-validated; the changed fields are.
+    return type(record).model_validate({**dict(record), **changes})
 
 
 def fits(limits: ResourceAmounts, used: ResourceAmounts, request: ResourceAmounts) -> bool:
@@ -100,7 +102,7 @@ class Store(abc.ABC):
 
     #: The URL the store was opened with, passwords masked.
     url: str
-    #: Whether calls may block on I/O (async callers then use a worker thread).
+    #: Whether async callers should run calls in a worker thread (slow or remote I/O).
     blocking: bool = True
 
     # -- lifecycle -------------------------------------------------------------------
@@ -232,6 +234,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return a run, or None."""
+
+    @abc.abstractmethod
+    def cancel_requested(self, run_id: str) -> bool | None:
+        """Whether a cancel was requested for a run (None if unknown), without loading
+        the run's data: executing processes poll this several times a second."""
 
     @abc.abstractmethod
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:

@@ -38,6 +38,14 @@ from devcrew_core.stores.records import (
 Numbered = TypeVar("Numbered", AuditRecord, Event)
 
 
+def _run_copy(run: RunRecord) -> RunRecord:
+    """Copy a run without deep-copying its data: ``data`` holds the workflow snapshot,
+    which can be large, and runs are only ever replaced, never changed in place. The
+    top level of ``data`` is copied, so a caller can add keys; nested values are shared
+    and must be treated as read-only."""
+    return run.model_copy(update={"data": dict(run.data)})
+
+
 def _append_numbered(log: list[Numbered], items: Sequence[Numbered]) -> list[int]:
     """Append copies of ``items`` to ``log`` with consecutive ``seq`` numbers (from 1)."""
     start = len(log) + 1
@@ -283,13 +291,19 @@ class MemoryStore(Store):
         with self._lock:
             if run.run_id in self._runs:
                 raise StoreError(f"run {run.run_id!r} exists already")
-            self._runs[run.run_id] = run.model_copy(deep=True)
+            self._runs[run.run_id] = _run_copy(run)
+
+    def cancel_requested(self, run_id: str) -> bool | None:
+        """Whether a cancel was requested for a run; None if unknown."""
+        with self._lock:
+            found = self._runs.get(run_id)
+            return None if found is None else found.cancel_requested
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return a run."""
         with self._lock:
             found = self._runs.get(run_id)
-            return None if found is None else found.model_copy(deep=True)
+            return None if found is None else _run_copy(found)
 
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
         """Apply allowed changes to a run."""
@@ -298,7 +312,7 @@ class MemoryStore(Store):
             if run is None:
                 return None
             self._runs[run_id] = apply_changes(run, changes, RUN_MUTABLE_FIELDS)
-            return self._runs[run_id].model_copy(deep=True)
+            return _run_copy(self._runs[run_id])
 
     def list_runs(
         self, workflow_id: str | None = None, status: str | None = None
@@ -306,7 +320,7 @@ class MemoryStore(Store):
         """Runs, oldest first."""
         with self._lock:
             found = [
-                r.model_copy(deep=True)
+                _run_copy(r)
                 for r in self._runs.values()
                 if (workflow_id is None or r.workflow_id == workflow_id)
                 and (status is None or r.status.value == status)

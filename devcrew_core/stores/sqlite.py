@@ -103,6 +103,10 @@ class SQLiteStore(Store):
     """The Store contract on one SQLite file (WAL, busy timeout, versioned schema)."""
 
     BUSY_TIMEOUT_MS = 30_000
+    #: Calls are short, and a worker thread of the same process would contend with the
+    #: event loop for SQLite's write lock (each wait costs a >= 1 ms busy-handler sleep),
+    #: so async callers call it inline.
+    blocking = False
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -534,9 +538,10 @@ class SQLiteStore(Store):
     def _write_run(conn: sqlite3.Connection, run: RunRecord, insert: bool) -> None:
         verb = "INSERT" if insert else "INSERT OR REPLACE"
         conn.execute(
-            f"{verb} INTO runs (run_id, workflow_id, status, created_at, data) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (run.run_id, run.workflow_id, run.status.value, run.created_at, run.model_dump_json()),
+            f"{verb} INTO runs (run_id, workflow_id, status, created_at, cancel_requested, "
+            "data) VALUES (?, ?, ?, ?, ?, ?)",
+            (run.run_id, run.workflow_id, run.status.value, run.created_at,
+             int(run.cancel_requested), run.model_dump_json()),
         )
 
     def create_run(self, run: RunRecord) -> None:
@@ -546,6 +551,14 @@ class SQLiteStore(Store):
                 self._write_run(conn, run, insert=True)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"run {run.run_id!r} exists already") from exc
+
+    def cancel_requested(self, run_id: str) -> bool | None:
+        """Whether a cancel was requested, from its own column (the data is not read)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT cancel_requested FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return None if row is None else bool(row[0])
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return a run."""
