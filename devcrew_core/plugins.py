@@ -62,7 +62,8 @@ logger = logging.getLogger("devcrew.plugins")
 ENTRY_POINT_GROUP = "devcrew"
 BUILTIN_MODULE_PREFIX = "devcrew_core.default_plugins"
 #: Built-ins the core cannot run without; they cannot be disabled.
-ESSENTIAL_PLUGINS = frozenset({"devcrew.stores", "devcrew.scoring", "devcrew.operators"})
+ESSENTIAL_PLUGINS = frozenset({"devcrew.stores", "devcrew.scoring", "devcrew.operators",
+                               "devcrew.executors", "devcrew.runners"})
 
 R = TypeVar("R", Scorer, Decomposer, PreconditionOperator, Notifier, StoreBackend, Executor,
             AgentRunner, TemplateEntry, CliCommand)

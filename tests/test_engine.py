@@ -532,3 +532,43 @@ def test_spec_data_pipeline_example(db_url: str) -> None:
                       "transform-data": "data-transformation-agent",
                       "load-data": "data-loading-agent"}
     orchestrator.close()
+
+
+def test_crew_file_agents_and_two_homes_in_one_process(tmp_path: Path, ledger: Path) -> None:
+    import json
+
+    crew = tmp_path / "crew.yaml"
+    crew.write_text("""
+agents:
+  - agent_id: crew-worker
+    agent_type: Worker
+    capabilities: [work]
+    runner: {kind: python, callable: "engine_agents:work"}
+""")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(f"""
+workflow:
+  id: crew-flow
+  tasks:
+    - task_id: only
+      agent_type: Worker
+      input: {{ledger: "{ledger}", sleep: 0.01}}
+""")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_url: sqlite:///{tmp_path / 'crew.db'}\n")
+    ran = _devcrew("--config", str(config), "run", str(flow), "--crew", str(crew), "--quiet",
+                   "--output", "json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["tasks"][0]["agent_id"] == "crew-worker"
+    # Configuration is read when a face is built: two homes side by side in one process.
+    first = TaskOrchestrator(home=str(tmp_path / "home-a"))
+    second = TaskOrchestrator(home=str(tmp_path / "home-b"))
+    try:
+        agent(first, "only-in-a")
+        assert first.engine.state_store.get_agent("only-in-a") is not None
+        assert second.engine.state_store.get_agent("only-in-a") is None
+        assert (tmp_path / "home-a" / "devcrew.db").exists()
+        assert (tmp_path / "home-b" / "devcrew.db").exists()
+    finally:
+        first.close()
+        second.close()

@@ -623,7 +623,8 @@ def test_disable_plugins_skips_the_named_ones() -> None:
 
 @pytest.mark.parametrize("essential", sorted(ESSENTIAL_PLUGINS))
 def test_an_essential_builtin_cannot_be_disabled(essential: str) -> None:
-    assert {"devcrew.stores", "devcrew.scoring", "devcrew.operators"} == ESSENTIAL_PLUGINS
+    assert {"devcrew.stores", "devcrew.scoring", "devcrew.operators", "devcrew.executors",
+            "devcrew.runners"} == ESSENTIAL_PLUGINS
     with pytest.raises(UsageError, match=rf"{essential} cannot be disabled"):
         PluginManager.discover(environ={"DEVCREW_DISABLE_PLUGINS": f"devcrew_redis,{essential}"})
 
