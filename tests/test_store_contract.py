@@ -343,3 +343,17 @@ def test_cancel_flag_is_readable_on_its_own(store: Store) -> None:
     assert store.cancel_requested("nope") is None
     run = store.get_run("r1")
     assert run is not None and run.data == {"workflow": {"tasks": []}}
+
+
+def test_slots_in_batches(store: Store) -> None:
+    store.put_agent(agent(max_tasks=3))
+    store.acquire_slot("a1", "t0")
+    results = store.acquire_slots("a1", ["t0", "t1", "t2", "t3"])
+    assert [(r.acquired, r.already_held, r.current_load) for r in results] == [
+        (True, True, 1), (True, False, 2), (True, False, 3), (False, False, 3)]
+    assert store.release_slots([("a1", "t1"), ("a1", "t1"), ("a1", "nope"), ("a1", "t2")]) == [
+        True, False, False, True]
+    got = store.get_agent("a1")
+    assert got is not None and got.current_load == 1 and got.running_tasks == ["t0"]
+    with pytest.raises(NotFoundError):
+        store.acquire_slots("nobody", ["t1"])

@@ -64,6 +64,7 @@ class AgentMatcher:
 
     def released(self, agent_id: str) -> None:
         """Note that this process freed a slot on ``agent_id``."""
+        # (Loads are tracked whether or not eligible agents are cached.)
         if agent_id in self._loads:
             self._loads[agent_id] = max(self._loads[agent_id] - 1, 0)
 
@@ -95,9 +96,13 @@ class AgentMatcher:
         ]
         if self.cache_seconds > 0:
             self._cache[key] = (time.monotonic() + self.cache_seconds, agents)
-            for agent in agents:
-                self._loads[agent.agent_id] = agent.current_load
+        for agent in agents:  # fresh from the store: forget what we had tracked
+            self._loads[agent.agent_id] = agent.current_load
         return agents
+
+    def note_load(self, agent_id: str, load: int) -> None:
+        """Record the load of ``agent_id`` as this process last saw (or expects) it."""
+        self._loads[agent_id] = load
 
     def _load(self, agent: AgentRecord) -> int:
         return self._loads.get(agent.agent_id, agent.current_load)

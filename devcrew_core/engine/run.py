@@ -36,6 +36,7 @@ from typing import Any
 from devcrew_core.engine.dag import dependants, descendants, validate_dag
 from devcrew_core.engine.matching import AgentMatcher, Claim
 from devcrew_core.engine.persistence import TransitionWriter, call_store
+from devcrew_core.engine.slots import SlotBatcher
 from devcrew_core.errors import TaskFailedError
 from devcrew_core.models import (
     ExecutionMode,
@@ -126,6 +127,7 @@ class WorkflowRun:
         self.store = state_store
         self.writer = TransitionWriter(state_store, audit_store)
         self.matcher = matcher
+        self.slots = SlotBatcher(matcher, on_released=self._notify_capacity)
         self.executor = executor
         self.options = options
         self.notify = notify
@@ -191,6 +193,7 @@ class WorkflowRun:
             await self._cancel_drivers()
             scheduler.cancel()
             await asyncio.gather(scheduler, return_exceptions=True)
+            self.slots.drain()
             await self.writer.flush()
         return await self._finish()
 
@@ -346,9 +349,7 @@ class WorkflowRun:
                 raise TaskFailedError(f"{type(exc).__name__}: {exc}") from exc
             return _checked_output(task.task_id, output)
         finally:
-            await call_store(self.store, self.store.release_slot, claim.agent.agent_id, key)
-            self.matcher.released(claim.agent.agent_id)
-            self._notify_capacity()
+            self.slots.release(claim.agent.agent_id, key)
 
     async def _claim(self, task: Task, deadline: float) -> Claim:
         request = TaskRequest(
@@ -371,7 +372,7 @@ class WorkflowRun:
                         f"[{caps}] and a runner is registered",
                         retryable=False,
                     )
-                claim = self.matcher.claim(request, agents)
+                claim = await self.slots.claim(request, agents)
                 if claim is not None:
                     return claim
                 remaining = deadline - time.monotonic()

@@ -169,6 +169,20 @@ class Store(abc.ABC):
     def release_slot(self, agent_id: str, task_id: str) -> bool:
         """Free the slot of ``task_id``; True if it was held. Idempotent."""
 
+    def acquire_slots(self, agent_id: str, task_ids: Sequence[str]) -> list[SlotResult]:
+        """Take slots for several tasks on one agent, in order, as capacity allows.
+
+        Each result is what :meth:`acquire_slot` would have answered at that point.
+        Backends override this to do it in one atomic step (one transaction, one
+        script); this default takes the slots one by one, each atomically.
+        """
+        return [self.acquire_slot(agent_id, task_id) for task_id in task_ids]
+
+    def release_slots(self, slots: Sequence[tuple[str, str]]) -> list[bool]:
+        """Free many ``(agent_id, task_id)`` slots; one bool per slot, as
+        :meth:`release_slot` answers. Backends override this to do it in one step."""
+        return [self.release_slot(agent_id, task_id) for agent_id, task_id in slots]
+
     # -- resources -------------------------------------------------------------------
     @abc.abstractmethod
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:

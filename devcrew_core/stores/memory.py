@@ -169,6 +169,16 @@ class MemoryStore(Store):
                 max_concurrent_tasks=agent.max_concurrent_tasks,
             )
 
+    def acquire_slots(self, agent_id: str, task_ids: Sequence[str]) -> list[SlotResult]:
+        """Take several slots under one lock acquisition."""
+        with self._lock:
+            return [self.acquire_slot(agent_id, task_id) for task_id in task_ids]
+
+    def release_slots(self, slots: Sequence[tuple[str, str]]) -> list[bool]:
+        """Free several slots under one lock acquisition."""
+        with self._lock:
+            return [self.release_slot(agent_id, task_id) for agent_id, task_id in slots]
+
     def release_slot(self, agent_id: str, task_id: str) -> bool:
         """Free a slot; idempotent."""
         with self._lock:

@@ -325,7 +325,12 @@ class SQLiteStore(Store):
 
     def acquire_slot(self, agent_id: str, task_id: str) -> SlotResult:
         """Take a slot in one write transaction."""
-        validate_id(task_id, "task_id")
+        return self.acquire_slots(agent_id, [task_id])[0]
+
+    def acquire_slots(self, agent_id: str, task_ids: Sequence[str]) -> list[SlotResult]:
+        """Take several slots on one agent in one write transaction."""
+        for task_id in task_ids:
+            validate_id(task_id, "task_id")
         with self._tx() as conn:
             row = conn.execute(
                 "SELECT max_concurrent_tasks, load FROM agents WHERE agent_id = ?", (agent_id,)
@@ -333,32 +338,45 @@ class SQLiteStore(Store):
             if row is None:
                 raise NotFoundError(f"agent {agent_id!r} is not registered")
             limit, load = int(row[0]), int(row[1])
-            held = conn.execute(
-                "SELECT 1 FROM load_slots WHERE agent_id = ? AND task_id = ?", (agent_id, task_id)
-            ).fetchone() is not None
-            acquired = held or load < limit
-            if acquired and not held:
-                conn.execute(
-                    "INSERT INTO load_slots (agent_id, task_id, acquired_at) VALUES (?, ?, ?)",
-                    (agent_id, task_id, time.time()),
-                )
-                conn.execute("UPDATE agents SET load = load + 1 WHERE agent_id = ?", (agent_id,))
-                load += 1
-            return SlotResult(
-                acquired=acquired, already_held=held, current_load=load,
-                max_concurrent_tasks=limit,
-            )
+            results, now, added = [], time.time(), 0
+            for task_id in task_ids:
+                held = conn.execute(
+                    "SELECT 1 FROM load_slots WHERE agent_id = ? AND task_id = ?",
+                    (agent_id, task_id),
+                ).fetchone() is not None
+                acquired = held or load < limit
+                if acquired and not held:
+                    conn.execute(
+                        "INSERT INTO load_slots (agent_id, task_id, acquired_at) VALUES (?, ?, ?)",
+                        (agent_id, task_id, now),
+                    )
+                    load += 1
+                    added += 1
+                results.append(SlotResult(acquired=acquired, already_held=held,
+                                          current_load=load, max_concurrent_tasks=limit))
+            if added:
+                conn.execute("UPDATE agents SET load = load + ? WHERE agent_id = ?",
+                             (added, agent_id))
+            return results
 
     def release_slot(self, agent_id: str, task_id: str) -> bool:
         """Free a slot; idempotent."""
+        return self.release_slots([(agent_id, task_id)])[0]
+
+    def release_slots(self, slots: Sequence[tuple[str, str]]) -> list[bool]:
+        """Free several slots in one write transaction."""
+        freed: list[bool] = []
         with self._tx() as conn:
-            cur = conn.execute(
-                "DELETE FROM load_slots WHERE agent_id = ? AND task_id = ?", (agent_id, task_id)
-            )
-            if cur.rowcount > 0:
-                conn.execute("UPDATE agents SET load = load - 1 WHERE agent_id = ?", (agent_id,))
-                return True
-            return False
+            for agent_id, task_id in slots:
+                cur = conn.execute(
+                    "DELETE FROM load_slots WHERE agent_id = ? AND task_id = ?",
+                    (agent_id, task_id),
+                )
+                if cur.rowcount > 0:
+                    conn.execute("UPDATE agents SET load = load - 1 WHERE agent_id = ?",
+                                 (agent_id,))
+                freed.append(cur.rowcount > 0)
+        return freed
 
     # -- resources -----------------------------------------------------------------------
     @staticmethod
