@@ -572,3 +572,14 @@ workflow:
     finally:
         first.close()
         second.close()
+
+
+def test_gc_thresholds_are_restored_after_a_run(orch: TaskOrchestrator) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    agent(orch, "w1")
+    orch.create_workflow(Workflow(workflow_id="gc", tasks=[
+        Task(task_id="t", agent_type="Worker", input_data={"sleep": 0.01})]))
+    assert orch.execute_workflow("gc")["status"] == "completed"
+    assert gc.get_threshold() == before
