@@ -4,6 +4,7 @@ bounds, aliases, lenient enums, retry delays, utilisation and the spec's example
 from __future__ import annotations
 
 import string
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -417,78 +418,7 @@ def test_workflow_json_round_trip() -> None:
     assert again.tasks[0].retry_policy.backoff is RetryBackoff.LINEAR
 
 
-SPEC_WORKFLOW_YAML = """\
-workflow:
-  id: feature-dev-001
-  name: Feature Development Workflow
-  priority: high
-  timeout: 7200
-
-  tasks:
-    - task_id: design-api
-      agent_type: Backend-Engineer
-      agent_capabilities:
-        - api-design
-        - openapi
-      input:
-        action: design_api
-        feature: user_profile
-        endpoints:
-          - GET /users/{id}
-          - PUT /users/{id}
-          - DELETE /users/{id}
-      timeout: 1800
-      retry: 3
-
-    - task_id: implement-api
-      agent_type: Backend-Engineer
-      agent_capabilities:
-        - python
-        - api-development
-        - fastapi
-      input:
-        action: implement_api
-        design_reference: design-api
-      depends_on:
-        - design-api
-      timeout: 3600
-      retry: 3
-
-    - task_id: write-tests
-      agent_type: QA-Tester
-      agent_capabilities:
-        - testing
-        - pytest
-        - api-testing
-      input:
-        action: write_tests
-        test_type: integration
-        api_reference: implement-api
-      depends_on:
-        - implement-api
-      timeout: 1800
-      retry: 2
-
-    - task_id: run-tests
-      agent_type: QA-Tester
-      agent_capabilities:
-        - testing
-        - pytest
-      input:
-        action: run_tests
-        coverage_required: 80
-      depends_on:
-        - write-tests
-      timeout: 900
-      retry: 1
-
-  notification:
-    on_complete:
-      - user@example.com
-    on_failure:
-      - admin@example.com
-      - oncall@example.com
-"""
+SPEC_WORKFLOW_YAML = (Path(__file__).parent / "data" / "spec_workflow.yaml").read_text()
 
 
 def test_spec_workflow_yaml_validates() -> None:

@@ -10,27 +10,19 @@ from typing import Any
 
 from pydantic import Field
 
-from devcrew_core.models._base import DevcrewModel, Id, LenientEnum, RequiredCapabilities
-from devcrew_core.models.resources import Priority, ResourceLimits
+from devcrew_core.models._base import DevcrewModel, Id, LenientEnum
+from devcrew_core.models.agents import AgentSpec
+from devcrew_core.models.resources import Priority
 
 
-class AgentRecord(DevcrewModel):
-    """A registered agent as stored in the registry.
+class AgentRecord(AgentSpec):
+    """A registered agent as stored in the registry: its declaration plus registry state.
 
     ``current_load`` and ``running_tasks`` are filled in by the store when it reads the
     agent (they come from the agent's load slots) and ignored when it writes one.
     ``expires_at`` is ``None`` for an agent without a TTL.
     """
 
-    agent_id: Id
-    agent_type: Id
-    capabilities: RequiredCapabilities
-    max_concurrent_tasks: int = Field(default=3, ge=1)
-    priority_weight: int = Field(default=10, ge=1, le=100)
-    available: bool = True
-    resource_limits: ResourceLimits | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    runner: dict[str, Any] | None = None
     registered_at: float = Field(default_factory=time.time)
     last_heartbeat: float = Field(default_factory=time.time)
     expires_at: float | None = None
