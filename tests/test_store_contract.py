@@ -357,3 +357,15 @@ def test_slots_in_batches(store: Store) -> None:
     assert got is not None and got.current_load == 1 and got.running_tasks == ["t0"]
     with pytest.raises(NotFoundError):
         store.acquire_slots("nobody", ["t1"])
+
+
+def test_write_batch_writes_states_audit_and_events(store: Store) -> None:
+    store.create_run(RunRecord(run_id="r1", workflow_id="wf"))
+    store.write_batch([TaskState(run_id="r1", task_id="t1", status=TaskStatus.RUNNING)],
+                      [AuditRecord(kind="delegation", workflow_id="wf", subject_id="t1")],
+                      [Event(kind="task.failed")])
+    assert [s.status for s in store.get_task_states("r1")] == [TaskStatus.RUNNING]
+    assert [a.subject_id for a in store.list_audit(workflow_id="wf")] == ["t1"]
+    assert [e.kind for e in store.list_events()] == ["task.failed"]
+    store.write_batch([], [], [])
+    assert len(store.list_audit()) == 1

@@ -84,11 +84,15 @@ class TransitionWriter:
             states, self._states = list(self._states.values()), {}
             audit, self._audit = self._audit, []
             events, self._events = self._events, []
-            if states:
-                await call_store(self._state_store, self._state_store.put_task_states, states)
-            if audit:
-                await call_store(self._audit_store, self._audit_store.append_audit, audit)
-            if events:
-                await call_store(self._state_store, self._state_store.publish_events, events)
+            if self._audit_store is self._state_store:
+                if states or audit or events:
+                    await call_store(self._state_store, self._state_store.write_batch,
+                                     states, audit, events)
+            else:
+                if states or events:
+                    await call_store(self._state_store, self._state_store.write_batch,
+                                     states, [], events)
+                if audit:
+                    await call_store(self._audit_store, self._audit_store.append_audit, audit)
             if states or audit or events:
                 self.batches += 1

@@ -30,8 +30,9 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from devcrew_core.engine.dag import dependants, descendants, validate_dag
 from devcrew_core.engine.matching import AgentMatcher, Claim
@@ -59,6 +60,7 @@ from devcrew_core.stores.records import (
 )
 
 logger = logging.getLogger("devcrew.engine")
+T = TypeVar("T")
 
 #: Backoff between retries when a task gives ``retry: N`` without a ``retry_policy``.
 DEFAULT_RETRY_POLICY = RetryPolicy(backoff=RetryBackoff.EXPONENTIAL, initial_delay=1.0,
@@ -281,6 +283,8 @@ class WorkflowRun:
             self._set(task_id, TaskStatus.COMPLETED, completed_at=time.time(), output=output,
                       error=None)
             self._completed(task_id)
+            if self._stop_reason is None:
+                self._start_ready()  # hand on at once instead of waking the scheduler
         finally:
             self._changed.set()
 
@@ -339,8 +343,7 @@ class WorkflowRun:
             )
             remaining = max(deadline - time.monotonic(), 0.001)
             try:
-                output = await asyncio.wait_for(
-                    self.executor.execute(claim.agent, call), remaining)
+                output = await _with_timeout(self.executor.execute(claim.agent, call), remaining)
             except asyncio.TimeoutError:
                 raise TaskFailedError(f"timed out after {timeout:g}s") from None
             except TaskFailedError:
@@ -422,6 +425,17 @@ class WorkflowRun:
         if self.notify is not None:
             self.notify(self.workflow, run)
         return run
+
+
+async def _with_timeout(work: Coroutine[Any, Any, T], seconds: float) -> T:
+    """Await ``work`` for at most ``seconds`` (raising ``TimeoutError``), cancelling it on
+    timeout. ``asyncio.timeout`` (3.11+) runs it in the current task: no extra task and
+    no extra loop iterations per attempt, which matters at thousands of tasks/s."""
+    timeout = getattr(asyncio, "timeout", None)
+    if timeout is None:  # Python 3.10
+        return await asyncio.wait_for(work, seconds)
+    async with timeout(seconds):
+        return await work
 
 
 def _checked_output(task_id: str, output: Any) -> dict[str, Any]:

@@ -268,6 +268,18 @@ class Store(abc.ABC):
     def put_task_states(self, states: Sequence[TaskState]) -> None:
         """Upsert many task states in one atomic batch (group commit)."""
 
+    def write_batch(self, states: Sequence[TaskState], audit: Sequence[AuditRecord],
+                    events: Sequence[Event]) -> None:
+        """Write task states, audit records and events together (the engine's group
+        commit when state and audit share a store). Backends may do it in one
+        transaction; this default makes one call per kind."""
+        if states:
+            self.put_task_states(states)
+        if audit:
+            self.append_audit(audit)
+        if events:
+            self.publish_events(events)
+
     @abc.abstractmethod
     def get_task_states(self, run_id: str) -> list[TaskState]:
         """The latest state of every task of a run, ordered by task_id."""

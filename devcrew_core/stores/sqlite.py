@@ -612,10 +612,22 @@ class SQLiteStore(Store):
         if not states:
             return
         with self._tx() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO task_states (run_id, task_id, data) VALUES (?, ?, ?)",
-                [(s.run_id, s.task_id, s.model_dump_json()) for s in states],
-            )
+            self._put_states(conn, states)
+
+    @staticmethod
+    def _put_states(conn: sqlite3.Connection, states: Sequence[TaskState]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO task_states (run_id, task_id, data) VALUES (?, ?, ?)",
+            [(s.run_id, s.task_id, s.model_dump_json()) for s in states],
+        )
+
+    def write_batch(self, states: Sequence[TaskState], audit: Sequence[AuditRecord],
+                    events: Sequence[Event]) -> None:
+        """Task states, audit records and events in one transaction."""
+        with self._tx() as conn:
+            self._put_states(conn, states)
+            self._append_audit(conn, audit)
+            self._publish(conn, events)
 
     def get_task_states(self, run_id: str) -> list[TaskState]:
         """Task states of a run."""
@@ -709,12 +721,16 @@ class SQLiteStore(Store):
     def append_audit(self, records: Sequence[AuditRecord]) -> list[int]:
         """Append audit records in one transaction."""
         with self._tx() as conn:
-            return self._append_numbered(
-                conn,
-                "INSERT INTO audit (kind, workflow_id, created_at, data) VALUES (?, ?, ?, ?)",
-                [(r.kind, r.workflow_id, r.created_at, r.model_dump_json(exclude={"seq"}))
-                 for r in records],
-            )
+            return self._append_audit(conn, records)
+
+    def _append_audit(self, conn: sqlite3.Connection,
+                      records: Sequence[AuditRecord]) -> list[int]:
+        return self._append_numbered(
+            conn,
+            "INSERT INTO audit (kind, workflow_id, created_at, data) VALUES (?, ?, ?, ?)",
+            [(r.kind, r.workflow_id, r.created_at, r.model_dump_json(exclude={"seq"}))
+             for r in records],
+        )
 
     def list_audit(
         self,
@@ -731,11 +747,14 @@ class SQLiteStore(Store):
     def publish_events(self, events: Sequence[Event]) -> list[int]:
         """Append events in one transaction."""
         with self._tx() as conn:
-            return self._append_numbered(
-                conn,
-                "INSERT INTO events (kind, created_at, data) VALUES (?, ?, ?)",
-                [(e.kind, e.created_at, e.model_dump_json(exclude={"seq"})) for e in events],
-            )
+            return self._publish(conn, events)
+
+    def _publish(self, conn: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
+        return self._append_numbered(
+            conn,
+            "INSERT INTO events (kind, created_at, data) VALUES (?, ?, ?)",
+            [(e.kind, e.created_at, e.model_dump_json(exclude={"seq"})) for e in events],
+        )
 
     def list_events(
         self, after: int = 0, kind: str | None = None, limit: int = 1000
