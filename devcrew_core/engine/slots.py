@@ -72,19 +72,22 @@ class SlotBatcher:
     def _run(self) -> None:
         self._scheduled = False  # a call_soon that finds nothing queued does nothing
         releases, self._releases = self._releases, []
-        if releases:
-            self.store.release_slots(releases)
-            for agent_id, _ in releases:
-                self.matcher.released(agent_id)
-            self._on_released()
         wanted = [w for w in self._claims if not w.future.done()]
         self._claims = []
         try:
-            self._grant(wanted)
+            # Releases and claims of this turn share one store transaction.
+            with self.store.batch():
+                if releases:
+                    self.store.release_slots(releases)
+                    for agent_id, _ in releases:
+                        self.matcher.released(agent_id)
+                self._grant(wanted)
         except Exception as exc:  # a store failure fails the waiting claims, loudly
             for item in wanted:
                 if not item.future.done():
                     item.future.set_exception(exc)
+        if releases:
+            self._on_released()
 
     def _grant(self, wanted: list[_Wanted]) -> None:
         full: set[str] = set()

@@ -10,6 +10,7 @@ a backend is done when it passes that suite.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -124,6 +125,12 @@ class Store(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """A context in which the calls made go to the backend as one atomic unit where it
+        can (one SQL transaction); the default gives no extra guarantee. Each call keeps
+        its own atomicity either way."""
+        return contextlib.nullcontext()
 
     # -- agents and load slots -------------------------------------------------------
     @abc.abstractmethod

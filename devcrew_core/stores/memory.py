@@ -6,8 +6,9 @@ the process, and other processes cannot see it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from devcrew_core.errors import NotFoundError, StoreError
@@ -75,6 +76,12 @@ class MemoryStore(Store):
         self._contexts: dict[str, dict[str, Any]] = {}
         self._audit: list[AuditRecord] = []
         self._events: list[Event] = []
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold the store's lock across the calls made inside."""
+        with self._lock:
+            yield
 
     def ping(self) -> bool:
         """Always True: memory is always there."""

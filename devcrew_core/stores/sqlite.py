@@ -156,6 +156,9 @@ class SQLiteStore(Store):
     @contextlib.contextmanager
     def _tx(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
         conn = self._conn
+        if conn.in_transaction:  # inside batch(): the outer transaction commits
+            yield conn
+            return
         try:
             conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         except sqlite3.Error as exc:
@@ -173,6 +176,12 @@ class SQLiteStore(Store):
 
     def _read(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return self._tx(immediate=False)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the calls made inside in one write transaction (all or nothing)."""
+        with self._tx():
+            yield
 
     def _migrate(self) -> None:
         steps = migrations()
