@@ -423,6 +423,16 @@ def test_resume_after_sigkill_does_not_rerun_completed_tasks(
     assert [s for s in starts if s[0] == "third"] == [("third", 1)]
     keys = [e["key"] for e in entries if e["task_id"] == "second" and e["event"] == "start"]
     assert len(set(keys)) == 2 and keys[1].endswith("/second/2")
+    # The killed process's load slots did not leak: the agent is idle again.
+    status = _devcrew("--config", str(config), "workflow", "status", "--id", "cli-flow",
+                      "--output", "json")
+    assert status.returncode == 0
+    face = TaskOrchestrator(state_url=db_url)
+    try:
+        worker = face.engine.state_store.get_agent("worker-001")
+        assert worker is not None and worker.current_load == 0 and worker.running_tasks == []
+    finally:
+        face.close()
 
 
 def test_status_list_result_export_from_other_processes(tmp_path: Path, db_url: str,
@@ -583,3 +593,33 @@ def test_gc_thresholds_are_restored_after_a_run(orch: TaskOrchestrator) -> None:
         Task(task_id="t", agent_type="Worker", input_data={"sleep": 0.01})]))
     assert orch.execute_workflow("gc")["status"] == "completed"
     assert gc.get_threshold() == before
+
+
+def test_resume_frees_slots_a_dead_process_left_behind(orch: TaskOrchestrator) -> None:
+    from devcrew_core.engine.run import slot_key
+    from devcrew_core.stores.records import RunStatus, TaskState, TaskStatus
+
+    agent(orch, "w1", max_tasks=1)
+    orch.create_workflow(Workflow(workflow_id="leak", tasks=[
+        Task(task_id="done", agent_type="Worker"),
+        Task(task_id="next", agent_type="Worker", depends_on=["done"], timeout=5,
+             input_data={"sleep": 0.01})]))  # a leaked slot would starve it: fail, not hang
+    engine = orch.engine
+    run = engine.create_run("leak")
+    store = engine.state_store
+    # A process that died right after finishing "done", before freeing its slot.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    store.acquire_slot("w1", slot_key(run.run_id, "done"))
+    store.put_task_states([TaskState(run_id=run.run_id, task_id="done",
+                                     status=TaskStatus.COMPLETED, attempt=1, agent_id="w1",
+                                     output={"ok": True})])
+    import socket
+
+    store.update_run(run.run_id, {"status": RunStatus.RUNNING, "data": {
+        **run.data, "owner": {"host": socket.gethostname(), "pid": int(dead.stdout)}}})
+    result = orch.resume_workflow(run.run_id)
+    assert result["status"] == "completed", result
+    assert result["tasks"][0]["attempt"] == 1, "the completed task was not run again"
+    worker = store.get_agent("w1")
+    assert worker is not None and worker.current_load == 0

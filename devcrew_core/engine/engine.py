@@ -24,7 +24,7 @@ from devcrew_core.config import Settings, load_settings
 from devcrew_core.engine.dag import validate_dag
 from devcrew_core.engine.matching import AgentMatcher
 from devcrew_core.engine.report import run_document
-from devcrew_core.engine.run import FailurePolicy, RunOptions, WorkflowRun
+from devcrew_core.engine.run import FailurePolicy, RunOptions, WorkflowRun, slot_key
 from devcrew_core.errors import DefinitionError, NotFoundError, UsageError
 from devcrew_core.ids import validate_id
 from devcrew_core.models import AgentSpec, ExecutionMode, Workflow
@@ -272,6 +272,11 @@ class Engine:
                 "is gone"
             )
         states = self.state_store.get_task_states(run.run_id)
+        # The dead process may still hold load slots for its attempts: free them (slot IDs
+        # are per run and task, so this cannot touch another run's slots).
+        self.state_store.release_slots([
+            (s.agent_id, slot_key(run.run_id, s.task_id)) for s in states if s.agent_id
+        ])
         reset = [
             s.model_copy(update={"status": TaskStatus.PENDING, "updated_at": time.time()})
             for s in states if s.status is not TaskStatus.COMPLETED
