@@ -109,14 +109,16 @@ class AgentMatcher:
 
     def rank(self, request: TaskRequest, agents: Sequence[AgentRecord]) -> list[AgentMatch]:
         """Score agents with free capacity, best first (ties: lower agent_id first)."""
+        # Every field comes from validated records, so the matches are built without
+        # re-validation (this runs once per claim on the engine's hot path).
         matches = [
-            AgentMatch(
+            AgentMatch.model_construct(
                 agent_id=agent.agent_id,
                 agent_type=agent.agent_type,
                 score=capability_fit(request.required_capabilities, agent),
                 effective_score=float(self.scorer.score(request, agent)),
                 matched_capabilities=list(request.required_capabilities),
-                current_load=self._load(agent),
+                current_load=agent.current_load,
                 max_load=agent.max_concurrent_tasks,
                 priority_weight=agent.priority_weight,
             )

@@ -155,6 +155,7 @@ class WorkflowRun:
         self._capacity_waiters: set[asyncio.Future[None]] = set()
         self._stop_reason: str | None = None
         self._closing = False
+        self._requests: dict[str, TaskRequest] = {}
         self._stop_status = RunStatus.FAILED
 
     # -- state transitions -------------------------------------------------------------
@@ -319,7 +320,7 @@ class WorkflowRun:
     async def _attempt(self, task: Task, attempt: int, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         claim = await self._claim(task, deadline)
-        key = slot_key(self.run.run_id, task.task_id)
+        key = self._request(task).task_id
         try:
             self._set(task.task_id, TaskStatus.RUNNING, attempt=attempt,
                       agent_id=claim.agent.agent_id, started_at=time.time(), error=None)
@@ -354,13 +355,20 @@ class WorkflowRun:
         finally:
             self.slots.release(claim.agent.agent_id, key)
 
+    def _request(self, task: Task) -> TaskRequest:
+        """The (cached) delegation request of a task; its task_id is the slot key."""
+        request = self._requests.get(task.task_id)
+        if request is None:
+            request = self._requests[task.task_id] = TaskRequest(
+                task_id=slot_key(self.run.run_id, task.task_id),
+                task_type=task.agent_type,
+                required_capabilities=task.agent_capabilities,
+                required_agent_type=task.agent_type,
+            )
+        return request
+
     async def _claim(self, task: Task, deadline: float) -> Claim:
-        request = TaskRequest(
-            task_id=slot_key(self.run.run_id, task.task_id),
-            task_type=task.agent_type,
-            required_capabilities=task.agent_capabilities,
-            required_agent_type=task.agent_type,
-        )
+        request = self._request(task)
         waiting = False
         while True:
             # Register interest before looking, so a release in between is not missed.
