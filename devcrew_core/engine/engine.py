@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import gc
+import logging
 import os
 import socket
 import threading
@@ -42,6 +43,7 @@ from devcrew_core.stores.records import (
 )
 
 T = TypeVar("T")
+logger = logging.getLogger("devcrew.engine")
 
 #: How long the engine trusts its cached view of eligible agents (loads are tracked).
 MATCHER_CACHE_SECONDS = 0.5
@@ -183,11 +185,11 @@ class Engine:
         )
         if declaration is not None:
             # Refuse a runner that cannot be built before anything is stored.
-            self.executor_runner_check(record)
+            self.check_runner(record)
         self.state_store.put_agent(record)
         return record
 
-    def executor_runner_check(self, agent: AgentRecord) -> None:
+    def check_runner(self, agent: AgentRecord) -> None:
         """Build the agent's runner once so a bad declaration fails at registration."""
         assert agent.runner is not None
         kind = str(agent.runner.get("kind"))
@@ -370,7 +372,4 @@ class Engine:
                 try:
                     notifier.notify(Notification(**{**note.__dict__, "recipients": chosen}))
                 except Exception as exc:  # a broken notifier must not fail the run
-                    import logging
-
-                    logging.getLogger("devcrew.engine").warning(
-                        "notifier %r failed: %s", notifier.name, exc)
+                    logger.warning("notifier %r failed: %s", notifier.name, exc)
