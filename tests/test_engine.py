@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_agents import read_ledger
 
 from devcrew_core import (
     ExecutionMode,
@@ -26,6 +25,8 @@ from devcrew_core import (
     TaskOrchestrator,
     Workflow,
 )
+
+from engine_agents import read_ledger
 
 TESTS_DIR = Path(__file__).resolve().parent
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import runner_agents
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +37,8 @@ from devcrew_core.runners.python import (
     this_process,
     unregister_local_callable,
 )
+
+import runner_agents
 
 TESTS_DIR = Path(__file__).resolve().parent
 PY = sys.executable
