@@ -401,6 +401,13 @@ class PluginManager:
         """The agent runner for ``kind``."""
         return self._pick(self.agent_runners(), kind, "agent runner kind")
 
+    def build_runner(self, spec: Mapping[str, Any]) -> Any:
+        """Build the runner an agent's runner declaration (``{"kind": ...}``) describes;
+        the kind's factory validates the declaration and raises on a bad one."""
+        kind = str(spec.get("kind"))
+        record = self.agent_runner(kind)
+        return resolve_ref(record.factory, owner=f"agent runner {kind!r}")(spec)
+
     def workflow_templates(self) -> dict[str, TemplateEntry]:
         """Every workflow template, by name."""
         return self._collect("devcrew_workflow_templates", TemplateEntry)

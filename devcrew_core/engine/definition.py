@@ -368,6 +368,16 @@ def _check_runners(agents: Iterable[AgentSpec], source: str | None,
             raise _at(source, path, f"invalid {kind!r} runner: {exc}") from exc
 
 
+def _plain_document(data: Any, source: str | None, keys: tuple[str, ...],
+                    required: str) -> dict[str, Any]:
+    """Check that ``data`` is plain data with the expected top-level keys."""
+    try:
+        _check_plain_data(data, source)
+    except RecursionError:
+        raise _at(source, "", "nested too deeply") from None
+    return _check_top_level(data, source, keys, required)
+
+
 # -- the public entry points ---------------------------------------------------------------
 
 def parse_definition(data: Any, source: str | None = None, *,
@@ -380,11 +390,7 @@ def parse_definition(data: Any, source: str | None = None, *,
     agent's runner declaration, by building it with the factory of its kind from
     ``plugins`` (default: the process-wide plugin manager).
     """
-    try:
-        _check_plain_data(data, source)
-    except RecursionError:
-        raise _at(source, "", "nested too deeply") from None
-    document = _check_top_level(data, source, _DEFINITION_KEYS, "workflow")
+    document = _plain_document(data, source, _DEFINITION_KEYS, "workflow")
     workflow = _parse_workflow(document["workflow"], source)
     agents = _parse_agents(document.get("agents"), source)
     try:
@@ -399,11 +405,7 @@ def parse_definition(data: Any, source: str | None = None, *,
 def parse_crew(data: Any, source: str | None = None, *,
                plugins: PluginManager | None = None) -> list[AgentSpec]:
     """Validate a crew given as plain data (``{"agents": [...]}``), runners included."""
-    try:
-        _check_plain_data(data, source)
-    except RecursionError:
-        raise _at(source, "", "nested too deeply") from None
-    document = _check_top_level(data, source, _CREW_KEYS, "agents")
+    document = _plain_document(data, source, _CREW_KEYS, "agents")
     agents = _parse_agents(document["agents"], source)
     _check_runners(agents, source, plugins)
     return agents

@@ -185,17 +185,9 @@ class Engine:
         )
         if declaration is not None:
             # Refuse a runner that cannot be built before anything is stored.
-            self.check_runner(record)
+            self.plugins.build_runner(declaration)
         self.state_store.put_agent(record)
         return record
-
-    def check_runner(self, agent: AgentRecord) -> None:
-        """Build the agent's runner once so a bad declaration fails at registration."""
-        assert agent.runner is not None
-        kind = str(agent.runner.get("kind"))
-        record = self.plugins.agent_runner(kind)
-        factory = resolve_ref(record.factory, owner=f"agent runner {kind!r}")
-        factory(agent.runner)
 
     # -- runs ------------------------------------------------------------------------------
     def create_run(self, workflow_id: str, options: RunOptions | None = None) -> RunRecord:

@@ -12,7 +12,7 @@ from typing import Any
 
 from devcrew_core.config import Settings
 from devcrew_core.errors import DefinitionError, PluginError, TaskFailedError
-from devcrew_core.plugins import PluginManager, get_plugin_manager, resolve_ref
+from devcrew_core.plugins import PluginManager, get_plugin_manager
 from devcrew_core.runners import Runner, TaskCall
 from devcrew_core.stores.records import AgentRecord
 
@@ -39,11 +39,8 @@ class LocalExecutor:
         key = (agent.agent_id, json.dumps(agent.runner, sort_keys=True, default=str))
         runner = self._runners.get(key)
         if runner is None:
-            kind = str(agent.runner.get("kind"))
             try:
-                record = self.plugins.agent_runner(kind)
-                factory = resolve_ref(record.factory, owner=f"agent runner {kind!r}")
-                runner = factory(agent.runner)
+                runner = self.plugins.build_runner(agent.runner)
             except (DefinitionError, PluginError) as exc:
                 raise TaskFailedError(
                     f"agent {agent.agent_id!r}: {exc}", retryable=False

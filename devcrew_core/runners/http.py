@@ -190,26 +190,28 @@ def _shutdown(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-class _TrackedHTTPConnection(http.client.HTTPConnection):
+class _Tracked:
+    """Mixin for an ``http.client`` connection whose socket is registered on connect,
+    so a cancelled attempt can shut it down."""
+
+    sock: Any
+
     def __init__(self, *args: Any, connections: _Connections, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._connections = connections
 
     def connect(self) -> None:
         self._connections.check()
-        super().connect()
+        super().connect()  # type: ignore[misc]
         self._connections.attach(self.sock)
 
 
-class _TrackedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, connections: _Connections, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._connections = connections
+class _TrackedHTTPConnection(_Tracked, http.client.HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        self._connections.check()
-        super().connect()
-        self._connections.attach(self.sock)
+
+class _TrackedHTTPSConnection(_Tracked, http.client.HTTPSConnection):
+    pass
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
