@@ -192,7 +192,9 @@ class Engine:
     # -- runs ------------------------------------------------------------------------------
     def create_run(self, workflow_id: str, options: RunOptions | None = None) -> RunRecord:
         """Create a pending run of a stored workflow (a snapshot of its definition)."""
-        workflow = self.load_workflow(workflow_id)
+        return self._new_run(self.load_workflow(workflow_id), options)
+
+    def _new_run(self, workflow: Workflow, options: RunOptions | None) -> RunRecord:
         opts = options or self.default_options()
         run = RunRecord(
             run_id=new_run_id(workflow.workflow_id),
@@ -203,10 +205,9 @@ class Engine:
                 "failure_policy": FailurePolicy(opts.failure_policy).value,
             },
         )
+        # No task states yet: a task without a stored state is pending, which saves a
+        # write per task (readers fill the gaps, see _states_of).
         self.state_store.create_run(run)
-        self.state_store.put_task_states(
-            [TaskState(run_id=run.run_id, task_id=t.task_id) for t in workflow.tasks]
-        )
         return run
 
     def default_options(self, **changes: Any) -> RunOptions:
@@ -232,9 +233,11 @@ class Engine:
     async def _execute_run(self, run_id: str, options: RunOptions | None) -> RunRecord:
         run = self.get_run(run_id)
         workflow = Workflow.model_validate(run.data["workflow"])
-        states = {s.task_id: s for s in self.state_store.get_task_states(run.run_id)}
-        for task in workflow.tasks:
-            states.setdefault(task.task_id, TaskState(run_id=run.run_id, task_id=task.task_id))
+        return await self._run_workflow(run, workflow, self._states_of(run, workflow), options)
+
+    async def _run_workflow(self, run: RunRecord, workflow: Workflow,
+                            states: dict[str, TaskState],
+                            options: RunOptions | None) -> RunRecord:
         executor = WorkflowRun(
             run=run, workflow=workflow, states=states, state_store=self.state_store,
             audit_store=self.audit_store, matcher=self.matcher, executor=self.executor,
@@ -242,10 +245,27 @@ class Engine:
         )
         return await executor.execute()
 
+    def _states_of(self, run: RunRecord, workflow: Workflow) -> dict[str, TaskState]:
+        """Every task's state in workflow order; tasks with none stored are pending."""
+        stored = {s.task_id: s for s in self.state_store.get_task_states(run.run_id)}
+        return {t.task_id: stored.get(t.task_id) or TaskState(run_id=run.run_id,
+                                                               task_id=t.task_id)
+                for t in workflow.tasks}
+
     def execute(self, workflow_id: str, options: RunOptions | None = None) -> RunRecord:
         """Create a run of ``workflow_id`` and execute it (blocking)."""
-        run = self.create_run(workflow_id, options)
-        return run_sync(self.execute_run(run.run_id, options))
+        workflow = self.load_workflow(workflow_id)
+        run = self._new_run(workflow, options)
+        # A new run: its definition is the one just loaded and every task is pending, so
+        # nothing is read back from the store.
+        states = {t.task_id: TaskState(run_id=run.run_id, task_id=t.task_id)
+                  for t in workflow.tasks}
+
+        async def go() -> RunRecord:
+            with relaxed_gc():
+                return await self._run_workflow(run, workflow, states, options)
+
+        return run_sync(go())
 
     def resume(self, run_or_workflow_id: str, force: bool = False) -> RunRecord:
         """Continue a run whose process died: completed tasks stay completed, every other
@@ -305,10 +325,10 @@ class Engine:
         if run.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED):
             return False
         if run.status is RunStatus.PENDING:
-            states = self.state_store.get_task_states(run.run_id)
+            states = self._states_of(run, Workflow.model_validate(run.data["workflow"]))
             self.state_store.put_task_states([
                 s.model_copy(update={"status": TaskStatus.CANCELLED, "error": "cancelled"})
-                for s in states if s.status is not TaskStatus.COMPLETED
+                for s in states.values() if s.status is not TaskStatus.COMPLETED
             ])
             self.state_store.update_run(run.run_id, {
                 "status": RunStatus.CANCELLED, "cancel_requested": True,
@@ -343,8 +363,9 @@ class Engine:
         """The status document of ``run``, tasks in the workflow's order."""
         states = {s.task_id: s for s in self.state_store.get_task_states(run.run_id)}
         order = [t["task_id"] for t in run.data.get("workflow", {}).get("tasks", [])]
-        ordered = [states[t] for t in order if t in states]
-        ordered += [s for t, s in sorted(states.items()) if t not in set(order)]
+        ordered = [states.get(t) or TaskState(run_id=run.run_id, task_id=t) for t in order]
+        known = set(order)
+        ordered += [s for t, s in sorted(states.items()) if t not in known]
         return run_document(run, ordered)
 
     # -- notifications ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ built once per agent declaration and reused.
 
 from __future__ import annotations
 
-import json
+import copy
 from typing import Any
 
 from devcrew_core.config import Settings
@@ -26,7 +26,7 @@ class LocalExecutor:
                  plugins: PluginManager | None = None) -> None:
         self.settings = settings
         self.plugins = plugins or get_plugin_manager()
-        self._runners: dict[tuple[str, str], Runner] = {}
+        self._runners: dict[str, tuple[dict[str, Any], Runner]] = {}
 
     def runner_for(self, agent: AgentRecord) -> Runner:
         """Build (once) the runner that agent's declaration describes."""
@@ -36,16 +36,16 @@ class LocalExecutor:
                 "on it; give it a runner (python, command or http)",
                 retryable=False,
             )
-        key = (agent.agent_id, json.dumps(agent.runner, sort_keys=True, default=str))
-        runner = self._runners.get(key)
-        if runner is None:
-            try:
-                runner = self.plugins.build_runner(agent.runner)
-            except (DefinitionError, PluginError) as exc:
-                raise TaskFailedError(
-                    f"agent {agent.agent_id!r}: {exc}", retryable=False
-                ) from exc
-            self._runners[key] = runner
+        # Keyed by agent, rebuilt when its declaration changed (a re-registration); a
+        # dict comparison per attempt is far cheaper than serialising a key.
+        cached = self._runners.get(agent.agent_id)
+        if cached is not None and cached[0] == agent.runner:
+            return cached[1]
+        try:
+            runner: Runner = self.plugins.build_runner(agent.runner)
+        except (DefinitionError, PluginError) as exc:
+            raise TaskFailedError(f"agent {agent.agent_id!r}: {exc}", retryable=False) from exc
+        self._runners[agent.agent_id] = (copy.deepcopy(agent.runner), runner)
         return runner
 
     async def execute(self, agent: AgentRecord, call: TaskCall) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from devcrew_core.models._base import LenientEnum
 from devcrew_core.runners import TaskCall
 from devcrew_core.stores.base import Store
 from devcrew_core.stores.records import (
+    AgentRecord,
     AuditRecord,
     Event,
     RunRecord,
@@ -129,7 +130,9 @@ class WorkflowRun:
         self.store = state_store
         self.writer = TransitionWriter(state_store, audit_store)
         self.matcher = matcher
-        self.slots = SlotBatcher(matcher, on_released=self._notify_capacity)
+        # Queued task states ride in the same store transaction as each slot batch.
+        self.slots = SlotBatcher(matcher, on_released=self._notify_capacity,
+                                 before_commit=self.writer.flush_now)
         self.executor = executor
         self.options = options
         self.notify = notify
@@ -151,6 +154,8 @@ class WorkflowRun:
         ]
         heapq.heapify(self._ready)
         self._drivers: dict[str, asyncio.Task[None]] = {}
+        # Slots taken for a task's first attempt when it was dispatched.
+        self._preclaimed: dict[str, Claim] = {}
         self._changed = asyncio.Event()
         self._capacity_waiters: set[asyncio.Future[None]] = set()
         self._stop_reason: str | None = None
@@ -212,18 +217,51 @@ class WorkflowRun:
     def _start_ready(self) -> None:
         """Start ready tasks in topological order (one at a time in SEQUENTIAL mode)."""
         sequential = self.options.mode is ExecutionMode.SEQUENTIAL
-        while self._ready and not (sequential and self._drivers):
+        starting: list[str] = []
+        while self._ready and not (sequential and (self._drivers or starting)):
             _, task_id = heapq.heappop(self._ready)
-            if self.states[task_id].status is not TaskStatus.PENDING:
-                continue
+            if self.states[task_id].status is TaskStatus.PENDING:
+                starting.append(task_id)
+        if not starting:
+            return
+        self._preclaim(starting)
+        for task_id in starting:
             driver = asyncio.ensure_future(self._drive(task_id))
             self._drivers[task_id] = driver
             driver.add_done_callback(functools.partial(self._driver_done, task_id))
 
+    def _preclaim(self, task_ids: list[str]) -> None:
+        """Take the first-attempt slots of tasks being dispatched, all in one batch (with
+        the releases and task states queued so far), so a chain hands on in one store
+        transaction per step and a fan-out claims in a handful."""
+        wanted: list[tuple[TaskRequest, list[AgentRecord]]] = []
+        claiming: list[str] = []
+        try:
+            for task_id in task_ids:
+                request = self._request(self.tasks[task_id])
+                agents = self.matcher.eligible(request, require_runner=True)
+                if agents:
+                    wanted.append((request, agents))
+                    claiming.append(task_id)
+            claims = self.slots.claim_now(wanted) if wanted else []
+        except Exception:  # the drivers claim on their own and report the failure
+            logger.warning("run %s: could not pre-claim slots", self.run.run_id,
+                           exc_info=True)
+            return
+        for task_id, claim in zip(claiming, claims, strict=True):
+            if claim is not None:
+                self._preclaimed[task_id] = claim
+
     def _driver_done(self, task_id: str, _driver: object = None) -> None:
-        # Runs after the driver's own code, so the loop must be woken again here.
+        # Runs after the driver's own code, even when it was cancelled before it started.
         self._drivers.pop(task_id, None)
-        self._changed.set()
+        unused = self._preclaimed.pop(task_id, None)
+        if unused is not None:
+            self.slots.release(unused.agent.agent_id, self._request(self.tasks[task_id]).task_id)
+        # Wake the scheduler only when it has something to do: tasks to start (SEQUENTIAL
+        # mode, a retry), the run to end, or a stop to settle.
+        if self._ready or not self._drivers or self._stop_reason is not None:
+            self._changed.set()
 
     def _completed(self, task_id: str) -> None:
         """Count a finished dependency; dependants with none left become ready."""
@@ -285,9 +323,10 @@ class WorkflowRun:
                       error=None)
             self._completed(task_id)
             if self._stop_reason is None:
-                self._start_ready()  # hand on at once instead of waking the scheduler
-        finally:
-            self._changed.set()
+                # Hand on at once instead of waking the scheduler; this driver has no
+                # more work, so SEQUENTIAL mode may start the next task too.
+                self._drivers.pop(task_id, None)
+                self._start_ready()
 
     async def _after_failure(self, task_id: str, error: str) -> None:
         if FailurePolicy(self.options.failure_policy) is FailurePolicy.FAIL_FAST:
@@ -319,14 +358,15 @@ class WorkflowRun:
 
     async def _attempt(self, task: Task, attempt: int, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
-        claim = await self._claim(task, deadline)
+        claim = self._preclaimed.pop(task.task_id, None) or await self._claim(task, deadline)
         key = self._request(task).task_id
         try:
             self._set(task.task_id, TaskStatus.RUNNING, attempt=attempt,
                       agent_id=claim.agent.agent_id, started_at=time.time(), error=None)
-            self.writer.audit(AuditRecord(
+            # Built from validated values without re-validation: this is the hot path.
+            self.writer.audit(AuditRecord.model_construct(
                 kind="delegation", workflow_id=self.workflow.workflow_id,
-                subject_id=task.task_id, data={
+                subject_id=task.task_id, created_at=time.time(), seq=None, data={
                     "run_id": self.run.run_id, "task_id": task.task_id, "attempt": attempt,
                     "agent_id": claim.agent.agent_id, "agent_type": claim.agent.agent_type,
                     "score": claim.match.score, "effective_score": claim.match.effective_score,
@@ -453,6 +493,8 @@ def _checked_output(task_id: str, output: Any) -> dict[str, Any]:
         raise TaskFailedError(
             f"task {task_id!r}: the runner returned {type(output).__name__}, expected a dict",
             retryable=False)
+    if not output:
+        return output
     try:
         json.dumps(output)
     except (TypeError, ValueError) as exc:

@@ -1,17 +1,25 @@
 """Batching load-slot claims and releases (group commit for slots).
 
 Every claim and release asked for during one turn of the event loop is gathered and sent
-to the store together at the end of that turn: one ``acquire_slots`` per chosen agent and
-one ``release_slots`` for all releases. A fan-out of 10,000 ready tasks therefore takes
-its slots in a handful of transactions instead of 10,000, and the store still checks
-capacity atomically, so nothing can be over-committed.
+to the store together: one ``acquire_slots`` per chosen agent and one ``release_slots``
+for all releases, inside one ``Store.batch()`` (one transaction on SQL backends). A
+fan-out of 10,000 ready tasks therefore takes its slots in a handful of statements
+instead of 10,000 transactions, and the store still checks capacity atomically, so
+nothing can be over-committed.
+
+Two ways in: :meth:`SlotBatcher.claim_now` claims for many tasks at once, synchronously
+(the scheduler uses it when it dispatches ready tasks on an inline store, so a finishing
+task's release and its successor's claim share one transaction), and
+:meth:`SlotBatcher.claim` waits for the end of the current loop turn (retries and tasks
+waiting for capacity). A ``before_commit`` callback runs inside every batch: the engine
+passes its transition writer, so queued task states ride in the same transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from devcrew_core.engine.matching import AgentMatcher, Claim
@@ -21,29 +29,39 @@ from devcrew_core.stores.records import AgentRecord
 
 logger = logging.getLogger("devcrew.engine")
 
+#: One wanted slot: the delegation request and the agents eligible for it.
+Wanted = tuple[TaskRequest, Sequence[AgentRecord]]
+
 
 @dataclass
-class _Wanted:
+class _Pending:
     request: TaskRequest
-    agents: list[AgentRecord]
+    agents: Sequence[AgentRecord]
     future: asyncio.Future[Claim | None]
 
 
 class SlotBatcher:
-    """Claims and releases load slots in batches, one store call per batch."""
+    """Claims and releases load slots in batches, one store transaction per batch."""
 
-    def __init__(self, matcher: AgentMatcher, on_released: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        matcher: AgentMatcher,
+        on_released: Callable[[], None],
+        before_commit: Callable[[], object] | None = None,
+    ) -> None:
         self.matcher = matcher
         self.store = matcher.store
         self._on_released = on_released
-        self._claims: list[_Wanted] = []
+        self._before_commit = before_commit
+        self._claims: list[_Pending] = []
         self._releases: list[tuple[str, str]] = []
         self._scheduled = False
 
-    async def claim(self, request: TaskRequest, agents: list[AgentRecord]) -> Claim | None:
-        """A slot on the best agent with room, or None when all of them are full."""
+    async def claim(self, request: TaskRequest, agents: Sequence[AgentRecord]) -> Claim | None:
+        """A slot on the best agent with room (at the end of this loop turn), or None when
+        all of them are full."""
         future: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
-        self._claims.append(_Wanted(request, agents, future))
+        self._claims.append(_Pending(request, agents, future))
         self._schedule()
         try:
             return await future
@@ -54,8 +72,21 @@ class SlotBatcher:
                 self.release(claim.agent.agent_id, request.task_id)
             raise
 
+    def claim_now(self, wanted: Sequence[Wanted]) -> list[Claim | None]:
+        """Claim slots for several requests now, together with every queued release, in
+        one batch. One result per request: a claim, or None when its agents are full."""
+        releases, self._releases = self._releases, []
+        try:
+            with self.store.batch():
+                self._commit_hook()
+                self._release(releases)
+                return self._grant(wanted)
+        finally:
+            if releases:
+                self._on_released()
+
     def release(self, agent_id: str, slot_id: str) -> None:
-        """Free a slot (at the end of this turn of the loop)."""
+        """Free a slot (with the next batch, at the latest at the end of this loop turn)."""
         self._releases.append((agent_id, slot_id))
         self._schedule()
 
@@ -69,58 +100,74 @@ class SlotBatcher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._run)
 
+    def _commit_hook(self) -> None:
+        if self._before_commit is not None:
+            self._before_commit()
+
+    def _release(self, releases: list[tuple[str, str]]) -> None:
+        if releases:
+            self.store.release_slots(releases)
+            for agent_id, _ in releases:
+                self.matcher.released(agent_id)
+
     def _run(self) -> None:
         self._scheduled = False  # a call_soon that finds nothing queued does nothing
         releases, self._releases = self._releases, []
-        wanted = [w for w in self._claims if not w.future.done()]
+        pending = [p for p in self._claims if not p.future.done()]
         self._claims = []
+        if not releases and not pending:
+            return
         try:
-            # Releases and claims of this turn share one store transaction.
             with self.store.batch():
-                if releases:
-                    self.store.release_slots(releases)
-                    for agent_id, _ in releases:
-                        self.matcher.released(agent_id)
-                self._grant(wanted)
+                self._commit_hook()
+                self._release(releases)
+                results = self._grant([(p.request, p.agents) for p in pending])
         except Exception as exc:  # a store failure fails the waiting claims, loudly
-            for item in wanted:
+            for item in pending:
                 if not item.future.done():
                     item.future.set_exception(exc)
+        else:
+            for item, claim in zip(pending, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(claim)
+                elif claim is not None:  # its task was cancelled meanwhile
+                    self.release(claim.agent.agent_id, item.request.task_id)
         if releases:
             self._on_released()
 
-    def _grant(self, wanted: list[_Wanted]) -> None:
+    def _grant(self, wanted: Sequence[Wanted]) -> list[Claim | None]:
+        results: list[Claim | None] = [None] * len(wanted)
+        todo = list(range(len(wanted)))
         full: set[str] = set()
-        while wanted:
-            plan: dict[str, list[tuple[_Wanted, AgentRecord, AgentMatch]]] = {}
-            for item in wanted:
-                choices = [a for a in item.agents if a.agent_id not in full]
-                ranked = self.matcher.rank(item.request, choices)
+        while todo:
+            plan: dict[str, list[tuple[int, AgentRecord, AgentMatch]]] = {}
+            for index in todo:
+                request, agents = wanted[index]
+                choices = [a for a in agents if a.agent_id not in full]
+                ranked = self.matcher.rank(request, choices)
                 if not ranked:
-                    item.future.set_result(None)
-                    continue
+                    continue  # every eligible agent is full: None
                 best = ranked[0]
                 agent = next(a for a in choices if a.agent_id == best.agent_id)
-                plan.setdefault(best.agent_id, []).append((item, agent, best))
+                plan.setdefault(best.agent_id, []).append((index, agent, best))
                 # Count the tentative claim so the next request ranks with it in mind.
                 self.matcher.note_load(best.agent_id, best.current_load + 1)
-            wanted = []
+            todo = []
             for agent_id, items in plan.items():
                 try:
-                    results = self.store.acquire_slots(
-                        agent_id, [item.request.task_id for item, _, _ in items])
+                    granted = self.store.acquire_slots(
+                        agent_id, [wanted[index][0].task_id for index, _, _ in items])
                 except NotFoundError:
                     self.matcher.invalidate()  # deregistered since it was cached
                     full.add(agent_id)
-                    wanted.extend(item for item, _, _ in items)
+                    todo.extend(index for index, _, _ in items)
                     continue
-                self.matcher.note_load(agent_id, results[-1].current_load)
-                for (item, agent, match), result in zip(items, results, strict=True):
+                self.matcher.note_load(agent_id, granted[-1].current_load)
+                for (index, agent, match), result in zip(items, granted, strict=True):
                     if not result.acquired:
                         full.add(agent_id)
-                        wanted.append(item)
-                    elif item.future.done():  # its task was cancelled meanwhile
-                        self.release(agent_id, item.request.task_id)
+                        todo.append(index)
                     else:
                         claimed = agent.model_copy(update={"current_load": result.current_load})
-                        item.future.set_result(Claim(agent=claimed, match=match))
+                        results[index] = Claim(agent=claimed, match=match)
+        return results

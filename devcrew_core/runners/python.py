@@ -130,6 +130,7 @@ class PythonRunner:
     def __init__(self, target: str, fn: Callable[..., Any] | None = None) -> None:
         self.target = target
         self._fn = fn
+        self._async: bool | None = None if fn is None else _is_async(fn)
 
     def __repr__(self) -> str:
         return f"PythonRunner({self.target!r})"
@@ -137,14 +138,15 @@ class PythonRunner:
     async def _resolve(self) -> Callable[..., Any]:
         if self._fn is None:
             # Imports run module code, possibly slow: keep them off the event loop.
-            self._fn = await asyncio.to_thread(_import, self.target)
+            fn = await asyncio.to_thread(_import, self.target)
+            self._fn, self._async = fn, _is_async(fn)
         return self._fn
 
     async def __call__(self, call: TaskCall) -> dict[str, Any]:
         """Run the function for one attempt and return its output dict."""
         fn = await self._resolve()
         try:
-            if _is_async(fn):
+            if self._async:
                 result = await fn(call)
             else:
                 result = await asyncio.to_thread(fn, call)

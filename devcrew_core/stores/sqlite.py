@@ -202,10 +202,15 @@ class SQLiteStore(Store):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for number, sql in steps:
                 if number > version:
+                    # One transaction per step, version bump included: a process
+                    # killed mid-migration leaves the previous version, never half of one.
                     try:
-                        conn.executescript(sql)
-                        conn.execute(f"PRAGMA user_version = {number}")
+                        conn.executescript(
+                            f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
+                        )
                     except sqlite3.Error as exc:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
                         raise StoreError(
                             f"{self.path}: schema migration {number} failed: {exc}"
                         ) from exc
@@ -349,18 +354,22 @@ class SQLiteStore(Store):
             limit, load = int(row[0]), int(row[1])
             results, now, added = [], time.time(), 0
             for task_id in task_ids:
-                held = conn.execute(
-                    "SELECT 1 FROM load_slots WHERE agent_id = ? AND task_id = ?",
-                    (agent_id, task_id),
-                ).fetchone() is not None
-                acquired = held or load < limit
-                if acquired and not held:
-                    conn.execute(
-                        "INSERT INTO load_slots (agent_id, task_id, acquired_at) VALUES (?, ?, ?)",
-                        (agent_id, task_id, now),
-                    )
-                    load += 1
-                    added += 1
+                if load < limit:
+                    # One statement when there is room: the insert is ignored exactly
+                    # when the task holds its slot already.
+                    held = conn.execute(
+                        "INSERT OR IGNORE INTO load_slots (agent_id, task_id, acquired_at) "
+                        "VALUES (?, ?, ?)", (agent_id, task_id, now),
+                    ).rowcount == 0
+                    if not held:
+                        load += 1
+                        added += 1
+                    acquired = True
+                else:
+                    held = acquired = conn.execute(
+                        "SELECT 1 FROM load_slots WHERE agent_id = ? AND task_id = ?",
+                        (agent_id, task_id),
+                    ).fetchone() is not None
                 results.append(SlotResult(acquired=acquired, already_held=held,
                                           current_load=load, max_concurrent_tasks=limit))
             if added:
