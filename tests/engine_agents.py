@@ -73,3 +73,23 @@ async def hang(call: Any) -> dict[str, Any]:
         _note(call, "cancelled")
         raise
     return {}
+
+
+def sees_own_slot(call: Any) -> dict[str, Any]:
+    """Wait (up to 10 s) until the store lists this attempt's slot on this agent, and say
+    whether it did: ``input.state_url`` names the store."""
+    from devcrew_core.engine.run import slot_key
+    from devcrew_core.stores import open_store
+
+    key = slot_key(call.run_id, call.task_id)
+    store = open_store(call.input["state_url"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            agent = store.get_agent(call.agent_id)
+            if agent is not None and key in agent.running_tasks:
+                return {"seen": True, "load": agent.current_load}
+            time.sleep(0.02)
+        return {"seen": False}
+    finally:
+        store.close()

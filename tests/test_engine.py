@@ -624,3 +624,47 @@ def test_resume_frees_slots_a_dead_process_left_behind(orch: TaskOrchestrator) -
     assert result["tasks"][0]["attempt"] == 1, "the completed task was not run again"
     worker = store.get_agent("w1")
     assert worker is not None and worker.current_load == 0
+
+
+def test_a_chain_hands_its_slot_on_and_the_store_follows(
+        orch: TaskOrchestrator, db_url: str) -> None:
+    """On a one-slot agent each task of a chain takes over its predecessor's slot; the
+    store learns who holds it (each task waits until the store names it), and the load
+    never exceeds one and ends at zero."""
+    agent(orch, "solo", runner="engine_agents:sees_own_slot", max_tasks=1)
+    tasks = [Task(task_id=f"s{i}", agent_type="Worker", timeout=30,
+                  depends_on=[f"s{i - 1}"] if i else [], input_data={"state_url": db_url})
+             for i in range(5)]
+    orch.create_workflow(Workflow(workflow_id="handover", tasks=tasks))
+    result = orch.execute_workflow("handover")
+    assert result["status"] == "completed", result
+    assert all(out == {"seen": True, "load": 1} for out in result["results"].values()), result
+    solo = orch.engine.state_store.get_agent("solo")
+    assert solo is not None and solo.current_load == 0 and solo.running_tasks == []
+
+
+def test_resume_frees_a_slot_whose_task_state_was_never_written(
+        orch: TaskOrchestrator) -> None:
+    """A process killed right after taking (or being handed) a slot, before the task's
+    state reached the store, leaves a slot no task state names: resume still frees it."""
+    import socket
+
+    from devcrew_core.engine.run import slot_key
+    from devcrew_core.stores.records import RunStatus
+
+    agent(orch, "w1", max_tasks=1)
+    orch.create_workflow(Workflow(workflow_id="unnamed", tasks=[
+        Task(task_id="only", agent_type="Worker", timeout=5, input_data={"sleep": 0.01})]))
+    engine = orch.engine
+    run = engine.create_run("unnamed")
+    store = engine.state_store
+    store.acquire_slot("w1", slot_key(run.run_id, "only"))
+    assert store.get_task_states(run.run_id) == []
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    store.update_run(run.run_id, {"status": RunStatus.RUNNING, "data": {
+        **run.data, "owner": {"host": socket.gethostname(), "pid": int(dead.stdout)}}})
+    result = orch.resume_workflow(run.run_id)
+    assert result["status"] == "completed", result
+    w1 = store.get_agent("w1")
+    assert w1 is not None and w1.current_load == 0

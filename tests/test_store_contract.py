@@ -359,6 +359,41 @@ def test_slots_in_batches(store: Store) -> None:
         store.acquire_slots("nobody", ["t1"])
 
 
+def test_transfer_slots_hands_a_slot_on_without_changing_the_load(store: Store) -> None:
+    store.put_agent(agent(max_tasks=2))
+    store.acquire_slots("a1", ["t1", "t2"])
+    assert store.transfer_slots([("a1", "t1", "t3")]) == [True]
+    got = store.get_agent("a1")
+    assert got is not None and got.current_load == 2
+    assert sorted(got.running_tasks) == ["t2", "t3"]
+    # The agent is full throughout: nobody else could have taken the slot.
+    assert not store.acquire_slot("a1", "other").acquired
+    # Handing a slot to a task that holds one already frees the giver's slot.
+    assert store.transfer_slots([("a1", "t3", "t2")]) == [True]
+    got = store.get_agent("a1")
+    assert got is not None and got.current_load == 1 and got.running_tasks == ["t2"]
+    # A slot that is not held cannot be handed on; moves apply in order.
+    assert store.transfer_slots([("a1", "t1", "t4"), ("a1", "t2", "t5"),
+                                 ("a1", "t5", "t6"), ("nobody", "t6", "t7")]) == [
+        False, True, True, False]
+    got = store.get_agent("a1")
+    assert got is not None and got.current_load == 1 and got.running_tasks == ["t6"]
+    assert store.release_slot("a1", "t6") is True
+    got = store.get_agent("a1")
+    assert got is not None and got.current_load == 0
+    with pytest.raises(DefinitionError):
+        store.transfer_slots([("a1", "t6", "bad:id")])
+
+
+def test_snapshots_are_immutable_documents(store: Store) -> None:
+    assert store.get_snapshot("wf-abc") is None
+    store.put_snapshot("wf-abc", '{"tasks": [1]}')
+    store.put_snapshot("wf-abc", '{"tasks": [2]}')  # first one wins: it is content-addressed
+    assert store.get_snapshot("wf-abc") == '{"tasks": [1]}'
+    with pytest.raises(DefinitionError):
+        store.put_snapshot("a:b", "{}")
+
+
 def test_write_batch_writes_states_audit_and_events(store: Store) -> None:
     store.create_run(RunRecord(run_id="r1", workflow_id="wf"))
     store.write_batch([TaskState(run_id="r1", task_id="t1", status=TaskStatus.RUNNING)],

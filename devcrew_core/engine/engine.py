@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import gc
+import hashlib
 import logging
 import os
 import socket
@@ -26,7 +27,7 @@ from devcrew_core.engine.dag import validate_dag
 from devcrew_core.engine.matching import AgentMatcher
 from devcrew_core.engine.report import run_document
 from devcrew_core.engine.run import FailurePolicy, RunOptions, WorkflowRun, slot_key
-from devcrew_core.errors import DefinitionError, NotFoundError, UsageError
+from devcrew_core.errors import DefinitionError, NotFoundError, StoreError, UsageError
 from devcrew_core.ids import validate_id
 from devcrew_core.models import AgentSpec, ExecutionMode, Workflow
 from devcrew_core.plugin_types import Notification
@@ -49,6 +50,8 @@ logger = logging.getLogger("devcrew.engine")
 MATCHER_CACHE_SECONDS = 0.5
 #: A run whose heartbeat is older than this many heartbeat intervals is presumed dead.
 STALE_HEARTBEATS = 3
+#: Parsed workflow snapshots an engine keeps (they are immutable, so never stale).
+DEFINITION_CACHE_SIZE = 64
 
 
 _gc_lock = threading.Lock()
@@ -90,6 +93,11 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
+def snapshot_id(document: str) -> str:
+    """The ID of a workflow snapshot: a digest of its JSON document."""
+    return "wf-" + hashlib.blake2b(document.encode(), digest_size=16).hexdigest()
+
+
 def new_run_id(workflow_id: str) -> str:
     """A readable, unique run ID: ``<workflow_id>.<UTC time>.<random>``."""
     stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -128,6 +136,7 @@ class Engine:
         self.executor = executor
         self.matcher = AgentMatcher(self.state_store, self.plugins.scorer(self.settings.scorer),
                                     cache_seconds=MATCHER_CACHE_SECONDS)
+        self._definitions: dict[str, Workflow] = {}
 
     def close(self) -> None:
         """Close the executor and the stores."""
@@ -196,11 +205,17 @@ class Engine:
 
     def _new_run(self, workflow: Workflow, options: RunOptions | None) -> RunRecord:
         opts = options or self.default_options()
+        # The definition is kept once per distinct content and the run refers to it, so
+        # the run record stays small however large the workflow.
+        document = workflow.model_dump_json()
+        snapshot = snapshot_id(document)
+        self.state_store.put_snapshot(snapshot, document)
+        self._definitions[snapshot] = workflow
         run = RunRecord(
             run_id=new_run_id(workflow.workflow_id),
             workflow_id=workflow.workflow_id,
             data={
-                "workflow": workflow.model_dump(mode="json"),
+                "snapshot": snapshot,
                 "mode": ExecutionMode(opts.mode).value,
                 "failure_policy": FailurePolicy(opts.failure_policy).value,
             },
@@ -232,7 +247,7 @@ class Engine:
 
     async def _execute_run(self, run_id: str, options: RunOptions | None) -> RunRecord:
         run = self.get_run(run_id)
-        workflow = Workflow.model_validate(run.data["workflow"])
+        workflow = self.definition_of(run)
         return await self._run_workflow(run, workflow, self._states_of(run, workflow), options)
 
     async def _run_workflow(self, run: RunRecord, workflow: Workflow,
@@ -244,6 +259,26 @@ class Engine:
             options=self._options_of(run, options), notify=self._notify,
         )
         return await executor.execute()
+
+    def definition_of(self, run: RunRecord) -> Workflow:
+        """The workflow definition a run executes (its snapshot, taken at creation)."""
+        if "workflow" in run.data:  # runs created before snapshots carried it inline
+            return Workflow.model_validate(run.data["workflow"])
+        snapshot = run.data.get("snapshot")
+        if not isinstance(snapshot, str):
+            raise StoreError(f"run {run.run_id!r} names no workflow snapshot")
+        cached = self._definitions.get(snapshot)
+        if cached is not None:
+            return cached
+        document = self.state_store.get_snapshot(snapshot)
+        if document is None:
+            raise StoreError(f"run {run.run_id!r}: its workflow snapshot {snapshot!r} is "
+                             f"missing from {self.state_store.url}")
+        workflow = Workflow.model_validate_json(document)
+        if len(self._definitions) >= DEFINITION_CACHE_SIZE:
+            self._definitions.pop(next(iter(self._definitions)))
+        self._definitions[snapshot] = workflow  # immutable: safe to keep
+        return workflow
 
     def _states_of(self, run: RunRecord, workflow: Workflow) -> dict[str, TaskState]:
         """Every task's state in workflow order; tasks with none stored are pending."""
@@ -286,11 +321,7 @@ class Engine:
                 "is gone"
             )
         states = self.state_store.get_task_states(run.run_id)
-        # The dead process may still hold load slots for its attempts: free them (slot IDs
-        # are per run and task, so this cannot touch another run's slots).
-        self.state_store.release_slots([
-            (s.agent_id, slot_key(run.run_id, s.task_id)) for s in states if s.agent_id
-        ])
+        self._free_slots_of(run)
         reset = [
             s.model_copy(update={"status": TaskStatus.PENDING, "updated_at": time.time()})
             for s in states if s.status is not TaskStatus.COMPLETED
@@ -302,6 +333,23 @@ class Engine:
         })
         assert updated is not None
         return updated
+
+    def _free_slots_of(self, run: RunRecord) -> None:
+        """Free every load slot a dead process still holds for ``run``.
+
+        Slot IDs are per run and task, so this cannot touch another run's slots. Every
+        busy agent is asked, not only those named in task states: a slot taken (or
+        handed over) just before the crash may not have its task's state written yet.
+        """
+        keys = {slot_key(run.run_id, task.task_id) for task in self.definition_of(run).tasks}
+        held: list[tuple[str, str]] = []
+        for agent in self.state_store.list_agents():
+            if agent.current_load:
+                full = self.state_store.get_agent(agent.agent_id)
+                held += [(agent.agent_id, key) for key in (full.running_tasks if full else [])
+                         if key in keys]
+        if held:
+            self.state_store.release_slots(held)
 
     def _looks_alive(self, run: RunRecord) -> bool:
         owner = run.data.get("owner") or {}
@@ -325,7 +373,7 @@ class Engine:
         if run.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED):
             return False
         if run.status is RunStatus.PENDING:
-            states = self._states_of(run, Workflow.model_validate(run.data["workflow"]))
+            states = self._states_of(run, self.definition_of(run))
             self.state_store.put_task_states([
                 s.model_copy(update={"status": TaskStatus.CANCELLED, "error": "cancelled"})
                 for s in states.values() if s.status is not TaskStatus.COMPLETED
@@ -362,7 +410,7 @@ class Engine:
     def document(self, run: RunRecord) -> dict[str, Any]:
         """The status document of ``run``, tasks in the workflow's order."""
         states = {s.task_id: s for s in self.state_store.get_task_states(run.run_id)}
-        order = [t["task_id"] for t in run.data.get("workflow", {}).get("tasks", [])]
+        order = [t.task_id for t in self.definition_of(run).tasks]
         ordered = [states.get(t) or TaskState(run_id=run.run_id, task_id=t) for t in order]
         known = set(order)
         ordered += [s for t, s in sorted(states.items()) if t not in known]

@@ -275,6 +275,7 @@ class WorkflowRun:
         last_beat = last_check = time.monotonic()
         while not self._closing:
             await self.writer.wait(self.options.poll_interval)
+            self.slots.flush()  # hand-overs and the queued states, in one batch
             await self.writer.flush()
             if time.monotonic() - last_check < self.options.poll_interval:
                 continue

@@ -8,11 +8,18 @@ instead of 10,000 transactions, and the store still checks capacity atomically, 
 nothing can be over-committed.
 
 Two ways in: :meth:`SlotBatcher.claim_now` claims for many tasks at once, synchronously
-(the scheduler uses it when it dispatches ready tasks on an inline store, so a finishing
-task's release and its successor's claim share one transaction), and
-:meth:`SlotBatcher.claim` waits for the end of the current loop turn (retries and tasks
-waiting for capacity). A ``before_commit`` callback runs inside every batch: the engine
-passes its transition writer, so queued task states ride in the same transaction.
+(the scheduler uses it when it dispatches ready tasks), and :meth:`SlotBatcher.claim`
+waits for the end of the current loop turn (retries and tasks waiting for capacity).
+
+**Hand-over.** When a task is dispatched while a finished task's slot on the agent it
+would pick anyway is still queued for release, the slot is handed over instead: the
+load does not change, so nothing has to be checked or committed before the new task
+runs. The store learns of it later (``Store.transfer_slots``, with the next batch or
+the next :meth:`SlotBatcher.flush`); chains of hand-overs collapse into one move. A chain
+of tasks on one agent therefore runs with no store transaction per step.
+
+A ``before_commit`` callback runs inside every batch: the engine passes its transition
+writer, so queued task states ride in the same transaction.
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ class SlotBatcher:
         self._before_commit = before_commit
         self._claims: list[_Pending] = []
         self._releases: list[tuple[str, str]] = []
+        # Hand-overs not yet in the store: (agent_id, holder now) -> holder in the store.
+        self._moved: dict[tuple[str, str], str] = {}
         self._scheduled = False
 
     async def claim(self, request: TaskRequest, agents: Sequence[AgentRecord]) -> Claim | None:
@@ -73,27 +82,70 @@ class SlotBatcher:
             raise
 
     def claim_now(self, wanted: Sequence[Wanted]) -> list[Claim | None]:
-        """Claim slots for several requests now, together with every queued release, in
-        one batch. One result per request: a claim, or None when its agents are full."""
-        releases, self._releases = self._releases, []
-        try:
-            with self.store.batch():
-                self._commit_hook()
-                self._release(releases)
-                return self._grant(wanted)
-        finally:
-            if releases:
-                self._on_released()
+        """Claim slots for several requests now, one result per request: a claim, or
+        None when its agents are full. Queued releases are handed over to requests that
+        pick their agent; the rest of the releases and the claims go to the store in
+        one batch."""
+        spare: dict[str, list[str]] = {}
+        for agent_id, slot_id in self._releases:
+            spare.setdefault(agent_id, []).append(slot_id)
+            self.matcher.released(agent_id)
+        self._releases = []
+        results: list[Claim | None] = [None] * len(wanted)
+        rest: list[int] = []
+        for index, (request, agents) in enumerate(wanted):
+            handed = self._hand_over(request, agents, spare) if spare else None
+            if handed is None:
+                rest.append(index)
+            results[index] = handed
+        leftover = [(agent_id, slot) for agent_id, slots in spare.items() for slot in slots]
+        if rest or leftover:
+            try:
+                with self.store.batch():
+                    self._commit_hook()
+                    self._send_moves()
+                    self._release(leftover, counted=True)
+                    granted = self._grant([wanted[index] for index in rest])
+            finally:
+                if leftover:
+                    self._on_released()
+            for index, claim in zip(rest, granted, strict=True):
+                results[index] = claim
+        return results
+
+    def _hand_over(self, request: TaskRequest, agents: Sequence[AgentRecord],
+                   spare: dict[str, list[str]]) -> Claim | None:
+        """Give ``request`` a queued-for-release slot on the agent it ranks best."""
+        ranked = self.matcher.rank(request, agents)
+        if not ranked or not spare.get(ranked[0].agent_id):
+            return None
+        best = ranked[0]
+        held = spare[best.agent_id].pop()
+        if not spare[best.agent_id]:
+            del spare[best.agent_id]
+        in_store = self._moved.pop((best.agent_id, held), held)
+        if in_store != request.task_id:
+            self._moved[(best.agent_id, request.task_id)] = in_store
+        load = best.current_load + 1
+        self.matcher.note_load(best.agent_id, load)
+        agent = next(a for a in agents if a.agent_id == best.agent_id)
+        return Claim(agent=agent.model_copy(update={"current_load": load}), match=best)
 
     def release(self, agent_id: str, slot_id: str) -> None:
         """Free a slot (with the next batch, at the latest at the end of this loop turn)."""
         self._releases.append((agent_id, slot_id))
         self._schedule()
 
+    def flush(self) -> None:
+        """Send queued hand-overs and releases now (the run's watcher calls this
+        periodically, so the store's view of who holds a slot stays fresh)."""
+        if self._moved or self._releases:
+            self._run(with_moves=True)
+
     def drain(self) -> None:
         """Send what is queued now (the run is ending: nothing may be left behind)."""
-        if self._releases or self._claims:
-            self._run()
+        if self._releases or self._claims or self._moved:
+            self._run(with_moves=True)
 
     def _schedule(self) -> None:
         if not self._scheduled:
@@ -104,23 +156,42 @@ class SlotBatcher:
         if self._before_commit is not None:
             self._before_commit()
 
-    def _release(self, releases: list[tuple[str, str]]) -> None:
-        if releases:
-            self.store.release_slots(releases)
+    def _send_moves(self) -> None:
+        if not self._moved:
+            return
+        moves, self._moved = self._moved, {}
+        done = self.store.transfer_slots(
+            [(agent_id, in_store, holder) for (agent_id, holder), in_store in moves.items()])
+        for ((agent_id, holder), in_store), ok in zip(moves.items(), done, strict=True):
+            if not ok:  # freed behind our back (agent deregistered, run force-resumed)
+                logger.warning("slot of %s on agent %s was gone before it could be handed "
+                               "to %s", in_store, agent_id, holder)
+
+    def _release(self, releases: list[tuple[str, str]], counted: bool = False) -> None:
+        """Free slots in the store; ``counted``: the matcher was told already."""
+        if not releases:
+            return
+        # A slot handed over but not yet moved in the store is freed under the name
+        # the store knows it by.
+        in_store = [(a, self._moved.pop((a, slot), slot)) for a, slot in releases]
+        self.store.release_slots(in_store)
+        if not counted:
             for agent_id, _ in releases:
                 self.matcher.released(agent_id)
 
-    def _run(self) -> None:
+    def _run(self, with_moves: bool = False) -> None:
         self._scheduled = False  # a call_soon that finds nothing queued does nothing
         releases, self._releases = self._releases, []
         pending = [p for p in self._claims if not p.future.done()]
         self._claims = []
-        if not releases and not pending:
+        # Hand-overs alone wait for a flush: sending them is bookkeeping, not capacity.
+        if not releases and not pending and not (with_moves and self._moved):
             return
         try:
             with self.store.batch():
                 self._commit_hook()
-                self._release(releases)
+                self._release(releases)  # before the moves: it may cancel some
+                self._send_moves()
                 results = self._grant([(p.request, p.agents) for p in pending])
         except Exception as exc:  # a store failure fails the waiting claims, loudly
             for item in pending:

@@ -190,6 +190,26 @@ class Store(abc.ABC):
         :meth:`release_slot` answers. Backends override this to do it in one step."""
         return [self.release_slot(agent_id, task_id) for agent_id, task_id in slots]
 
+    def transfer_slots(self, moves: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Hand held slots on to other tasks: for each ``(agent_id, from_task, to_task)``
+        the slot of ``from_task`` becomes the slot of ``to_task`` without the agent's load
+        changing, so no other claimant can take it in between (if ``to_task`` already
+        holds a slot there, ``from_task``'s is freed instead). One bool per move: False
+        when ``from_task`` held no slot on that agent (nothing changes then).
+
+        The engine hands a finished task's slot to the next task of the same run this
+        way. Backends override this to do each move atomically (this default frees and
+        re-takes the slot, which another process could take in between) and all moves
+        in one step.
+        """
+        results = []
+        for agent_id, from_task, to_task in moves:
+            if not self.release_slot(agent_id, from_task):
+                results.append(False)
+                continue
+            results.append(self.acquire_slot(agent_id, to_task).acquired)
+        return results
+
     # -- resources -------------------------------------------------------------------
     @abc.abstractmethod
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
@@ -247,6 +267,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_workflow(self, workflow_id: str) -> bool:
         """Remove a workflow definition; True if it existed (runs are kept)."""
+
+    def put_snapshot(self, snapshot_id: str, document: str) -> None:
+        """Keep an immutable JSON document (a run's workflow definition) under an ID
+        derived from its content. Storing an ID that exists already changes nothing."""
+        raise NotImplementedError(f"{type(self).__name__} does not store snapshots")
+
+    def get_snapshot(self, snapshot_id: str) -> str | None:
+        """The JSON document stored under ``snapshot_id``, or None."""
+        raise NotImplementedError(f"{type(self).__name__} does not store snapshots")
 
     @abc.abstractmethod
     def create_run(self, run: RunRecord) -> None:

@@ -70,6 +70,7 @@ class MemoryStore(Store):
         self._allocations: dict[tuple[str, str], Allocation] = {}
         self._reservations: dict[str, Reservation] = {}
         self._workflows: dict[str, WorkflowDefinition] = {}
+        self._snapshots: dict[str, str] = {}
         self._runs: dict[str, RunRecord] = {}
         self._task_states: dict[str, dict[str, TaskState]] = {}
         self._handoffs: dict[str, HandoffRecord] = {}
@@ -185,6 +186,20 @@ class MemoryStore(Store):
         """Free several slots under one lock acquisition."""
         with self._lock:
             return [self.release_slot(agent_id, task_id) for agent_id, task_id in slots]
+
+    def transfer_slots(self, moves: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Hand slots on under one lock acquisition (the load never changes)."""
+        for _, _, to_task in moves:
+            validate_id(to_task, "task_id")
+        results = []
+        with self._lock:
+            for agent_id, from_task, to_task in moves:
+                slots = self._slots.get(agent_id, {})
+                held = slots.pop(from_task, "absent") is None
+                if held:
+                    slots[to_task] = None
+                results.append(held)
+        return results
 
     def release_slot(self, agent_id: str, task_id: str) -> bool:
         """Free a slot; idempotent."""
@@ -302,6 +317,17 @@ class MemoryStore(Store):
         """Remove a workflow definition."""
         with self._lock:
             return self._workflows.pop(workflow_id, None) is not None
+
+    def put_snapshot(self, snapshot_id: str, document: str) -> None:
+        """Keep a document (strings are immutable: nothing to copy)."""
+        validate_id(snapshot_id, "snapshot_id")
+        with self._lock:
+            self._snapshots.setdefault(snapshot_id, document)
+
+    def get_snapshot(self, snapshot_id: str) -> str | None:
+        """A stored document."""
+        with self._lock:
+            return self._snapshots.get(snapshot_id)
 
     def create_run(self, run: RunRecord) -> None:
         """Insert a new run."""

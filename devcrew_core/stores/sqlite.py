@@ -377,6 +377,33 @@ class SQLiteStore(Store):
                              (added, agent_id))
             return results
 
+    def transfer_slots(self, moves: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Hand slots on in one write transaction; a move is one UPDATE of the slot row
+        (or, when the receiving task holds a slot already, a DELETE and a load fix)."""
+        for _, _, to_task in moves:
+            validate_id(to_task, "task_id")
+        results: list[bool] = []
+        with self._tx() as conn:
+            for agent_id, from_task, to_task in moves:
+                try:
+                    moved = conn.execute(
+                        "UPDATE load_slots SET task_id = ? WHERE agent_id = ? AND task_id = ?",
+                        (to_task, agent_id, from_task),
+                    ).rowcount > 0
+                except sqlite3.IntegrityError:  # to_task holds one already: free this one
+                    moved = self._release_in(conn, agent_id, from_task)
+                results.append(moved)
+        return results
+
+    @staticmethod
+    def _release_in(conn: sqlite3.Connection, agent_id: str, task_id: str) -> bool:
+        cur = conn.execute(
+            "DELETE FROM load_slots WHERE agent_id = ? AND task_id = ?", (agent_id, task_id)
+        )
+        if cur.rowcount > 0:
+            conn.execute("UPDATE agents SET load = load - 1 WHERE agent_id = ?", (agent_id,))
+        return cur.rowcount > 0
+
     def release_slot(self, agent_id: str, task_id: str) -> bool:
         """Free a slot; idempotent."""
         return self.release_slots([(agent_id, task_id)])[0]
@@ -386,14 +413,7 @@ class SQLiteStore(Store):
         freed: list[bool] = []
         with self._tx() as conn:
             for agent_id, task_id in slots:
-                cur = conn.execute(
-                    "DELETE FROM load_slots WHERE agent_id = ? AND task_id = ?",
-                    (agent_id, task_id),
-                )
-                if cur.rowcount > 0:
-                    conn.execute("UPDATE agents SET load = load - 1 WHERE agent_id = ?",
-                                 (agent_id,))
-                freed.append(cur.rowcount > 0)
+                freed.append(self._release_in(conn, agent_id, task_id))
         return freed
 
     # -- resources -----------------------------------------------------------------------
@@ -571,6 +591,20 @@ class SQLiteStore(Store):
         with self._tx() as conn:
             cur = conn.execute("DELETE FROM workflows WHERE workflow_id = ?", (workflow_id,))
             return cur.rowcount > 0
+
+    def put_snapshot(self, snapshot_id: str, document: str) -> None:
+        """Keep a document; an existing ID keeps its first document."""
+        validate_id(snapshot_id, "snapshot_id")
+        with self._tx() as conn:
+            conn.execute("INSERT OR IGNORE INTO snapshots (snapshot_id, data) VALUES (?, ?)",
+                         (snapshot_id, document))
+
+    def get_snapshot(self, snapshot_id: str) -> str | None:
+        """A stored document."""
+        with self._read() as conn:
+            row = conn.execute("SELECT data FROM snapshots WHERE snapshot_id = ?",
+                               (snapshot_id,)).fetchone()
+        return None if row is None else str(row[0])
 
     @staticmethod
     def _write_run(conn: sqlite3.Connection, run: RunRecord, insert: bool) -> None:
