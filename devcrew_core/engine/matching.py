@@ -34,7 +34,10 @@ def capability_fit(required: Collection[str], agent: AgentRecord) -> float:
 
 @dataclass(frozen=True)
 class Claim:
-    """A load slot taken on ``agent`` for one task, with how it was chosen."""
+    """A load slot taken on ``agent`` for one task, with how it was chosen.
+
+    ``agent`` is the record the choice was made from (its ``current_load`` may predate
+    the claim: ``match.current_load`` is the load the ranking saw)."""
 
     agent: AgentRecord
     match: AgentMatch
@@ -109,10 +112,8 @@ class AgentMatcher:
 
     def rank(self, request: TaskRequest, agents: Sequence[AgentRecord]) -> list[AgentMatch]:
         """Score agents with free capacity, best first (ties: lower agent_id first)."""
-        # Every field comes from validated records, so the matches are built without
-        # re-validation (this runs once per claim on the engine's hot path).
         matches = [
-            AgentMatch.model_construct(
+            AgentMatch(
                 agent_id=agent.agent_id,
                 agent_type=agent.agent_type,
                 score=capability_fit(request.required_capabilities, agent),

@@ -364,10 +364,9 @@ class WorkflowRun:
         try:
             self._set(task.task_id, TaskStatus.RUNNING, attempt=attempt,
                       agent_id=claim.agent.agent_id, started_at=time.time(), error=None)
-            # Built from validated values without re-validation: this is the hot path.
-            self.writer.audit(AuditRecord.model_construct(
+            self.writer.audit(AuditRecord(
                 kind="delegation", workflow_id=self.workflow.workflow_id,
-                subject_id=task.task_id, created_at=time.time(), seq=None, data={
+                subject_id=task.task_id, data={
                     "run_id": self.run.run_id, "task_id": task.task_id, "attempt": attempt,
                     "agent_id": claim.agent.agent_id, "agent_type": claim.agent.agent_type,
                     "score": claim.match.score, "effective_score": claim.match.effective_score,

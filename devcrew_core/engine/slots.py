@@ -129,7 +129,7 @@ class SlotBatcher:
         load = best.current_load + 1
         self.matcher.note_load(best.agent_id, load)
         agent = next(a for a in agents if a.agent_id == best.agent_id)
-        return Claim(agent=agent.model_copy(update={"current_load": load}), match=best)
+        return Claim(agent=agent, match=best)
 
     def release(self, agent_id: str, slot_id: str) -> None:
         """Free a slot (with the next batch, at the latest at the end of this loop turn)."""
@@ -239,6 +239,5 @@ class SlotBatcher:
                         full.add(agent_id)
                         todo.append(index)
                     else:
-                        claimed = agent.model_copy(update={"current_load": result.current_load})
-                        results[index] = Claim(agent=claimed, match=match)
+                        results[index] = Claim(agent=agent, match=match)
         return results
