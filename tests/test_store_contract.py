@@ -13,6 +13,8 @@ from devcrew_core.stores.records import (
     AgentRecord,
     Allocation,
     AuditRecord,
+    DelegationRecord,
+    DelegationStatus,
     Event,
     HandoffRecord,
     Reservation,
@@ -392,6 +394,65 @@ def test_snapshots_are_immutable_documents(store: Store) -> None:
     assert store.get_snapshot("wf-abc") == '{"tasks": [1]}'
     with pytest.raises(DefinitionError):
         store.put_snapshot("a:b", "{}")
+
+
+def delegation(task_id: str, agent_id: str = "a1", at: float = 1.0) -> DelegationRecord:
+    return DelegationRecord(task_id=task_id, agent_id=agent_id, agent_type="Backend-Engineer",
+                            task_type="api", required_capabilities=["python"], score=0.9,
+                            effective_score=0.8, context={"k": [1]}, delegated_at=at)
+
+
+def test_delegate_takes_a_slot_and_records_who_got_the_task(store: Store) -> None:
+    store.put_agent(agent(max_tasks=1))
+    assert store.delegate(delegation("t1"), AuditRecord(kind="delegation", subject_id="t1"))
+    # Full: refused, and nothing is recorded for the refused task.
+    refused = store.delegate(delegation("t2", at=2.0),
+                             AuditRecord(kind="delegation", subject_id="t2"))
+    assert not refused.acquired and refused.current_load == 1
+    assert store.get_delegation("t2") is None
+    assert [a.subject_id for a in store.list_audit(kind="delegation")] == ["t1"]
+    got = store.get_delegation("t1")
+    assert got is not None and got.status is DelegationStatus.ACTIVE
+    assert got.context == {"k": [1]} and got.score == 0.9
+    a1 = store.get_agent("a1")
+    assert a1 is not None and a1.running_tasks == ["t1"]
+    with pytest.raises(NotFoundError):
+        store.delegate(delegation("t3", agent_id="nobody"))
+
+
+def test_complete_delegation_frees_the_slot_exactly_once(store: Store) -> None:
+    store.put_agent(agent(max_tasks=1))
+    store.delegate(delegation("t1"))
+    assert store.complete_delegation("a2", "t1", 5.0) == (None, False)  # wrong agent
+    assert store.complete_delegation("a1", "nope", 5.0) == (None, False)
+    done, now = store.complete_delegation("a1", "t1", 5.0,
+                                          AuditRecord(kind="completion", subject_id="t1"))
+    assert now and done is not None
+    assert done.status is DelegationStatus.COMPLETED and done.completed_at == 5.0
+    again, now = store.complete_delegation("a1", "t1", 6.0,
+                                           AuditRecord(kind="completion", subject_id="t1"))
+    assert not now and again is not None and again.completed_at == 5.0
+    assert len(store.list_audit(kind="completion")) == 1  # only the call that completed it
+    a1 = store.get_agent("a1")
+    assert a1 is not None and a1.current_load == 0
+    # Exactly once: a second delegation on the freed slot is not undone by a repeat.
+    assert store.delegate(delegation("t2", at=2.0)).acquired
+    store.complete_delegation("a1", "t1", 7.0)
+    a1 = store.get_agent("a1")
+    assert a1 is not None and a1.current_load == 1
+
+
+def test_list_delegations_filters_and_orders(store: Store) -> None:
+    store.put_agent(agent("a1", max_tasks=5))
+    store.put_agent(agent("a2", max_tasks=5))
+    store.delegate(delegation("t3", "a1", at=3.0))
+    store.delegate(delegation("t1", "a2", at=1.0))
+    store.delegate(delegation("t2", "a1", at=2.0))
+    store.complete_delegation("a1", "t2", 4.0)
+    assert [d.task_id for d in store.list_delegations()] == ["t1", "t2", "t3"]
+    assert [d.task_id for d in store.list_delegations(agent_id="a1")] == ["t2", "t3"]
+    assert [d.task_id for d in store.list_delegations(status="active")] == ["t1", "t3"]
+    assert [d.task_id for d in store.list_delegations("a1", "completed")] == ["t2"]
 
 
 def test_write_batch_writes_states_audit_and_events(store: Store) -> None:

@@ -22,6 +22,7 @@ from devcrew_core.stores.records import (
     AgentRecord,
     Allocation,
     AuditRecord,
+    DelegationRecord,
     Event,
     HandoffRecord,
     Reservation,
@@ -209,6 +210,38 @@ class Store(abc.ABC):
                 continue
             results.append(self.acquire_slot(agent_id, to_task).acquired)
         return results
+
+    # -- delegations (a load slot plus the record of who got the task) ---------------
+    def delegate(self, record: DelegationRecord,
+                 audit: AuditRecord | None = None) -> SlotResult:
+        """Atomically take a load slot on ``record.agent_id`` for ``record.task_id`` and,
+        when it was taken, store ``record`` as the task's active delegation (replacing an
+        earlier one of the same task) and append ``audit`` (if given) in the same step.
+        When the agent is full nothing is stored. Raises :class:`NotFoundError` for an
+        unknown agent."""
+        raise NotImplementedError(f"{type(self).__name__} does not store delegations")
+
+    def complete_delegation(
+        self, agent_id: str, task_id: str, completed_at: float,
+        audit: AuditRecord | None = None,
+    ) -> tuple[DelegationRecord | None, bool]:
+        """Atomically free the slot of ``task_id`` on ``agent_id``, mark its delegation
+        completed and append ``audit`` (if given; only when this call completes it).
+        Returns the delegation as it is now and whether this call completed
+        it: ``(None, False)`` when ``task_id`` has no delegation to ``agent_id``;
+        ``(record, False)`` when it was completed before (nothing changes: completing is
+        idempotent and frees the slot exactly once)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store delegations")
+
+    def get_delegation(self, task_id: str) -> DelegationRecord | None:
+        """The latest delegation of ``task_id``, or None."""
+        raise NotImplementedError(f"{type(self).__name__} does not store delegations")
+
+    def list_delegations(
+        self, agent_id: str | None = None, status: str | None = None
+    ) -> list[DelegationRecord]:
+        """Delegations (of one agent, in one status, if given), oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} does not store delegations")
 
     # -- resources -------------------------------------------------------------------
     @abc.abstractmethod

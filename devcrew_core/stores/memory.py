@@ -27,6 +27,8 @@ from devcrew_core.stores.records import (
     AgentRecord,
     Allocation,
     AuditRecord,
+    DelegationRecord,
+    DelegationStatus,
     Event,
     HandoffRecord,
     Reservation,
@@ -65,6 +67,7 @@ class MemoryStore(Store):
         self._lock = threading.RLock()
         self._agents: dict[str, AgentRecord] = {}
         self._slots: dict[str, dict[str, None]] = {}
+        self._delegations: dict[str, DelegationRecord] = {}
         self._by_capability: dict[str, set[str]] = {}
         self._by_type: dict[str, set[str]] = {}
         self._allocations: dict[tuple[str, str], Allocation] = {}
@@ -206,6 +209,55 @@ class MemoryStore(Store):
         with self._lock:
             slots = self._slots.get(agent_id, {})
             return slots.pop(task_id, "absent") is None
+
+    # -- delegations --------------------------------------------------------------------
+    def delegate(self, record: DelegationRecord,
+                 audit: AuditRecord | None = None) -> SlotResult:
+        """Take the slot and keep the record, under one lock acquisition."""
+        with self._lock:
+            result = self.acquire_slot(record.agent_id, record.task_id)
+            if result.acquired:
+                self._delegations[record.task_id] = record.model_copy(deep=True)
+                if audit is not None:
+                    self.append_audit([audit])
+            return result
+
+    def complete_delegation(
+        self, agent_id: str, task_id: str, completed_at: float,
+        audit: AuditRecord | None = None,
+    ) -> tuple[DelegationRecord | None, bool]:
+        """Free the slot and mark the delegation completed, under one lock acquisition."""
+        with self._lock:
+            record = self._delegations.get(task_id)
+            if record is None or record.agent_id != agent_id:
+                return None, False
+            if record.status is DelegationStatus.COMPLETED:
+                return record.model_copy(deep=True), False
+            self.release_slot(agent_id, task_id)
+            done = record.model_copy(update={"status": DelegationStatus.COMPLETED,
+                                             "completed_at": completed_at})
+            self._delegations[task_id] = done
+            if audit is not None:
+                self.append_audit([audit])
+            return done.model_copy(deep=True), True
+
+    def get_delegation(self, task_id: str) -> DelegationRecord | None:
+        """The latest delegation of a task."""
+        with self._lock:
+            found = self._delegations.get(task_id)
+            return None if found is None else found.model_copy(deep=True)
+
+    def list_delegations(
+        self, agent_id: str | None = None, status: str | None = None
+    ) -> list[DelegationRecord]:
+        """Delegations, oldest first."""
+        with self._lock:
+            found = [
+                d.model_copy(deep=True) for d in self._delegations.values()
+                if (agent_id is None or d.agent_id == agent_id)
+                and (status is None or d.status.value == status)
+            ]
+        return sorted(found, key=lambda d: (d.delegated_at, d.task_id))
 
     # -- resources -----------------------------------------------------------------------
     def _live_reservations(self, agent_id: str, now: float) -> list[Reservation]:

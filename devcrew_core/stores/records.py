@@ -1,4 +1,5 @@
-"""Records the stores keep: agents, allocations, reservations, runs, handoffs, audit, events.
+"""Records the stores keep: agents, delegations, allocations, reservations, runs, handoffs,
+audit, events.
 
 Times are UNIX seconds (floats) so every backend can compare and index them.
 """
@@ -41,6 +42,36 @@ class SlotResult(DevcrewModel):
     already_held: bool = False
     current_load: int = Field(ge=0)
     max_concurrent_tasks: int = Field(ge=0)
+
+
+class DelegationStatus(LenientEnum):
+    """Lifecycle of a delegation made through ``DelegationManager.delegate_task``."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+
+
+class DelegationRecord(DevcrewModel):
+    """A task delegated to an agent: what was asked, who got it, how it was chosen.
+
+    While ``active`` the task holds one load slot on the agent (taken in the same atomic
+    step that stored the record); completing it frees the slot, exactly once.
+    """
+
+    task_id: Id
+    agent_id: Id
+    agent_type: Id
+    task_type: str = Field(min_length=1)
+    required_capabilities: list[str] = Field(default_factory=list)
+    priority: str = "medium"
+    status: DelegationStatus = DelegationStatus.ACTIVE
+    score: float | None = None
+    effective_score: float | None = None
+    estimated_duration: float | None = None
+    timeout: float | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    delegated_at: float = Field(default_factory=time.time)
+    completed_at: float | None = None
 
 
 class ResourceAmounts(DevcrewModel):

@@ -36,6 +36,8 @@ from devcrew_core.stores.records import (
     AgentRecord,
     Allocation,
     AuditRecord,
+    DelegationRecord,
+    DelegationStatus,
     Event,
     HandoffRecord,
     Reservation,
@@ -415,6 +417,66 @@ class SQLiteStore(Store):
             for agent_id, task_id in slots:
                 freed.append(self._release_in(conn, agent_id, task_id))
         return freed
+
+    # -- delegations ------------------------------------------------------------------------
+    def delegate(self, record: DelegationRecord,
+                 audit: AuditRecord | None = None) -> SlotResult:
+        """Take the slot and store the record (and audit) in one write transaction."""
+        with self._tx() as conn:
+            result = self.acquire_slots(record.agent_id, [record.task_id])[0]
+            if result.acquired:
+                conn.execute(
+                    "INSERT OR REPLACE INTO delegations (task_id, agent_id, status, "
+                    "delegated_at, data) VALUES (?, ?, ?, ?, ?)",
+                    (record.task_id, record.agent_id, record.status.value,
+                     record.delegated_at, record.model_dump_json()),
+                )
+                if audit is not None:
+                    self._append_audit(conn, [audit])
+            return result
+
+    def complete_delegation(
+        self, agent_id: str, task_id: str, completed_at: float,
+        audit: AuditRecord | None = None,
+    ) -> tuple[DelegationRecord | None, bool]:
+        """Free the slot and mark the delegation completed in one write transaction."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT data FROM delegations WHERE task_id = ? AND agent_id = ?",
+                (task_id, agent_id),
+            ).fetchone()
+            if row is None:
+                return None, False
+            record = DelegationRecord.model_validate_json(row[0])
+            if record.status is DelegationStatus.COMPLETED:
+                return record, False
+            self._release_in(conn, agent_id, task_id)
+            done = record.model_copy(update={"status": DelegationStatus.COMPLETED,
+                                             "completed_at": completed_at})
+            conn.execute("UPDATE delegations SET status = ?, data = ? WHERE task_id = ?",
+                         (done.status.value, done.model_dump_json(), task_id))
+            if audit is not None:
+                self._append_audit(conn, [audit])
+            return done, True
+
+    def get_delegation(self, task_id: str) -> DelegationRecord | None:
+        """The latest delegation of a task."""
+        with self._read() as conn:
+            row = conn.execute("SELECT data FROM delegations WHERE task_id = ?",
+                               (task_id,)).fetchone()
+        return None if row is None else DelegationRecord.model_validate_json(row[0])
+
+    def list_delegations(
+        self, agent_id: str | None = None, status: str | None = None
+    ) -> list[DelegationRecord]:
+        """Delegations, oldest first."""
+        where, params = _where({"agent_id": agent_id, "status": status})
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT data FROM delegations{where} ORDER BY delegated_at, task_id",  # noqa: S608
+                params,
+            ).fetchall()
+        return [DelegationRecord.model_validate_json(r[0]) for r in rows]
 
     # -- resources -----------------------------------------------------------------------
     @staticmethod
