@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the lazy exports below, for type checkers and IDEs
         ConfigError,
         DefinitionError,
         DevcrewError,
+        NoCapacityError,
         NotFoundError,
         PluginError,
         StoreError,
@@ -61,7 +62,8 @@ _MODELS = (
     "Workflow",
 )
 _ERRORS = (
-    "ConfigError", "DefinitionError", "DevcrewError", "NotFoundError", "PluginError",
+    "ConfigError", "DefinitionError", "DevcrewError", "NoCapacityError", "NotFoundError",
+    "PluginError",
     "StoreError", "TaskFailedError", "UsageError",
 )
 
@@ -121,6 +123,7 @@ __all__ = [
     "FailurePolicy",
     "HandoffPrecondition",
     "HandoffResult",
+    "NoCapacityError",
     "NotFoundError",
     "Objective",
     "PluginError",

@@ -48,6 +48,10 @@ class NotFoundError(DevcrewError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class NoCapacityError(DevcrewError):
+    """No eligible agent has a free slot for a task (try again later, or add agents)."""
+
+
 class TaskFailedError(DevcrewError):
     """A task attempt failed (the runner raised, exited non-zero, answered non-2xx, ...).
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pydantic import ValidationError
+
 from devcrew_core.config import Settings, load_settings
 from devcrew_core.engine.engine import Engine
 from devcrew_core.engine.run import FailurePolicy
+from devcrew_core.errors import DefinitionError
 from devcrew_core.models import AgentSpec, ExecutionMode, ResourceLimits, Workflow
+from devcrew_core.validation import describe_validation_error
 
 
 def _settings(
@@ -64,11 +68,14 @@ class _EngineFace:
         """Register an agent and how it runs (``runner``: a callable, a
         ``"module:function"`` string, or a declaration dict such as
         ``{"kind": "command", "argv": [...]}``)."""
-        spec = AgentSpec(
-            agent_id=agent_id, agent_type=agent_type, capabilities=capabilities,
-            max_concurrent_tasks=max_concurrent_tasks, priority_weight=priority_weight,
-            available=available, resource_limits=resource_limits, metadata=metadata or {},
-        )
+        try:
+            spec = AgentSpec(
+                agent_id=agent_id, agent_type=agent_type, capabilities=capabilities,
+                max_concurrent_tasks=max_concurrent_tasks, priority_weight=priority_weight,
+                available=available, resource_limits=resource_limits, metadata=metadata or {},
+            )
+        except ValidationError as exc:
+            raise DefinitionError(describe_validation_error(exc, prefix="agent: ")) from exc
         self.engine.register_agent(spec, runner=runner)
         return True
 

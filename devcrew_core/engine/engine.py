@@ -137,6 +137,8 @@ class Engine:
         self.matcher = AgentMatcher(self.state_store, self.plugins.scorer(self.settings.scorer),
                                     cache_seconds=MATCHER_CACHE_SECONDS)
         self._definitions: dict[str, Workflow] = {}
+        #: Agents registered through this engine: its runs keep them alive.
+        self.own_agents: set[str] = set()
 
     def close(self) -> None:
         """Close the executor and the stores."""
@@ -191,12 +193,29 @@ class Engine:
             runner=declaration,
             registered_at=existing.registered_at if existing else now,
             last_heartbeat=now,
+            expires_at=now + self.settings.agent_ttl_seconds,
         )
         if declaration is not None:
             # Refuse a runner that cannot be built before anything is stored.
             self.plugins.build_runner(declaration)
         self.state_store.put_agent(record)
+        self.own_agents.add(record.agent_id)
+        self.matcher.invalidate()
         return record
+
+    def heartbeat_agent(self, agent_id: str) -> AgentRecord | None:
+        """Extend an agent's TTL from now; None if it is not registered."""
+        validate_id(agent_id, "agent_id")
+        now = time.time()
+        return self.state_store.update_agent(agent_id, {
+            "last_heartbeat": now, "expires_at": now + self.settings.agent_ttl_seconds})
+
+    def heartbeat_own_agents(self) -> None:
+        """Heartbeat every agent this engine registered (runs do this periodically, so
+        the agents of a live process never expire); forget those deregistered since."""
+        for agent_id in sorted(self.own_agents):
+            if self.heartbeat_agent(agent_id) is None:
+                self.own_agents.discard(agent_id)
 
     # -- runs ------------------------------------------------------------------------------
     def create_run(self, workflow_id: str, options: RunOptions | None = None) -> RunRecord:
@@ -257,6 +276,8 @@ class Engine:
             run=run, workflow=workflow, states=states, state_store=self.state_store,
             audit_store=self.audit_store, matcher=self.matcher, executor=self.executor,
             options=self._options_of(run, options), notify=self._notify,
+            beat_agents=self.heartbeat_own_agents,
+            agent_beat_interval=self.settings.agent_heartbeat_interval,
         )
         return await executor.execute()
 

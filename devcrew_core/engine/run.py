@@ -30,7 +30,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -121,6 +121,8 @@ class WorkflowRun:
         executor: Any,
         options: RunOptions,
         notify: Any = None,
+        beat_agents: Callable[[], None] | None = None,
+        agent_beat_interval: float = 60.0,
     ) -> None:
         self.run = run
         self.workflow = workflow
@@ -136,6 +138,8 @@ class WorkflowRun:
         self.executor = executor
         self.options = options
         self.notify = notify
+        self._beat_agents = beat_agents
+        self._agent_beat_interval = agent_beat_interval
         self.outputs: dict[str, dict[str, Any]] = {
             tid: dict(s.output or {}) for tid, s in states.items()
             if s.status is TaskStatus.COMPLETED
@@ -185,6 +189,7 @@ class WorkflowRun:
         self.run = await self._update_run(status=RunStatus.RUNNING, started_at=started,
                                           data={**self.run.data, "owner": owner_identity(),
                                                 "heartbeat": time.time()})
+        await self._heartbeat_agents()
         timeout = self.workflow.timeout or self.options.workflow_timeout
         watcher = asyncio.ensure_future(self._watch())
         scheduler = asyncio.ensure_future(self._schedule())
@@ -272,7 +277,7 @@ class WorkflowRun:
 
     async def _watch(self) -> None:
         """Flush in batches, honour cancel requests, keep the heartbeat fresh."""
-        last_beat = last_check = time.monotonic()
+        last_beat = last_check = last_agent_beat = time.monotonic()
         while not self._closing:
             await self.writer.wait(self.options.poll_interval)
             self.slots.flush()  # hand-overs and the queued states, in one batch
@@ -286,6 +291,18 @@ class WorkflowRun:
             if time.monotonic() - last_beat >= self.options.heartbeat_interval:
                 last_beat = time.monotonic()
                 await self._update_run(data={**self.run.data, "heartbeat": time.time()})
+            if time.monotonic() - last_agent_beat >= self._agent_beat_interval:
+                last_agent_beat = time.monotonic()
+                await self._heartbeat_agents()
+
+    async def _heartbeat_agents(self) -> None:
+        """Keep this process's agents from expiring while the run executes."""
+        if self._beat_agents is None:
+            return
+        try:
+            await call_store(self.store, self._beat_agents)
+        except Exception:  # a missed heartbeat must not fail the run; the next one retries
+            logger.warning("run %s: agent heartbeat failed", self.run.run_id, exc_info=True)
 
     async def _stop(self, reason: str, status: RunStatus) -> None:
         """Stop the run: no new tasks, running attempts cancelled, the rest settled."""
