@@ -75,7 +75,7 @@ class _EngineFace:
                 available=available, resource_limits=resource_limits, metadata=metadata or {},
             )
         except ValidationError as exc:
-            raise DefinitionError(describe_validation_error(exc, prefix="agent: ")) from exc
+            raise DefinitionError(describe_validation_error(exc, prefix="agent")) from exc
         self.engine.register_agent(spec, runner=runner)
         return True
 

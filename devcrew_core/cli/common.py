@@ -11,17 +11,47 @@ import click
 from devcrew_core.cli.output import render
 
 
+def _face(ctx: click.Context, name: str, build: Any) -> Any:
+    root = ctx.find_root()
+    if not isinstance(root.obj, dict):
+        root.obj = {}
+    if name not in root.obj:
+        face = build(config_file=root.params.get("config_file"))
+        root.obj[name] = face
+        root.call_on_close(face.close)
+    return root.obj[name]
+
+
 def orchestrator(ctx: click.Context) -> Any:
     """A :class:`TaskOrchestrator` configured from the root options (``--config``)."""
     from devcrew_core.orchestrator import TaskOrchestrator
 
-    obj = ctx.find_root().obj
-    if isinstance(obj, dict) and "orchestrator" in obj:
-        return obj["orchestrator"]
-    face = TaskOrchestrator(config_file=ctx.find_root().params.get("config_file"))
-    ctx.find_root().obj = {"orchestrator": face}
-    ctx.find_root().call_on_close(face.close)
-    return face
+    return _face(ctx, "orchestrator", TaskOrchestrator)
+
+
+def delegation_manager(ctx: click.Context) -> Any:
+    """A :class:`DelegationManager` configured from the root options (``--config``)."""
+    from devcrew_core.delegation import DelegationManager
+
+    return _face(ctx, "delegation", DelegationManager)
+
+
+def csv_list(value: str | None) -> list[str]:
+    """``"a, b,c"`` -> ``["a", "b", "c"]`` (empty items dropped)."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def json_option(value: str | None, option: str) -> Any:
+    """Parse a JSON option value, or fail naming the option and the value."""
+    import json
+
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc.msg} at column {exc.colno}): "
+                                 f"{value!r}", param_hint=option) from None
 
 
 FINISHED_RUN = frozenset({"completed", "failed", "cancelled"})

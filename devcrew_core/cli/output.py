@@ -10,6 +10,8 @@ import click
 import yaml
 
 FORMATS = ("table", "json", "yaml")
+#: Table width when the output is not a terminal.
+WIDE = 200
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -63,4 +65,8 @@ def render(
             table.add_column(name, overflow="fold")
         for row in rows:
             table.add_row(*(_cell(row.get(name)) for name in names))
-    Console(soft_wrap=False).print(table)
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:
+        # Piped into a file or a log: 80 columns would fold every ID; be wide instead.
+        console = Console(soft_wrap=False, width=WIDE)
+    console.print(table)
