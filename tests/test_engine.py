@@ -194,8 +194,49 @@ def test_no_capable_agent_fails_clearly(orch: TaskOrchestrator) -> None:
     result = orch.execute_workflow("orphan")
     task = result["tasks"][0]
     assert result["status"] == "failed" and task["status"] == "failed"
-    assert "no available agent of type 'Nobody'" in task["error"]
-    assert "magic" in task["error"]
+    assert "no agent of type 'Nobody'" in task["error"]
+    assert "magic" in task["error"] and "is registered" in task["error"]
+
+
+def test_a_task_waits_visibly_while_its_agents_are_unavailable(
+        orch: TaskOrchestrator, db_url: str) -> None:
+    """Agents exist but none is available: the task waits (status says why) instead of
+    failing, and runs once one becomes available, here from another manager."""
+    import threading
+
+    from devcrew_core import DelegationManager
+    from devcrew_core.engine.engine import run_sync
+
+    agent(orch, "w1")
+    orch.engine.state_store.update_agent("w1", {"available": False})
+    orch.create_workflow(Workflow(workflow_id="patient", tasks=[
+        Task(task_id="t", agent_type="Worker", timeout=60, input_data={"sleep": 0.01})]))
+    run = orch.engine.create_run("patient")
+    done: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=lambda: done.update(run=run_sync(orch.engine.execute_run(run.run_id))))
+    worker.start()
+    other = DelegationManager(state_url=db_url)
+    try:
+        def waiting() -> bool:
+            task = other.engine.status(run.run_id)["tasks"][0]
+            return task["status"] == "waiting" and "unavailable: w1" in (task["error"] or "")
+        _wait_for(waiting)
+        assert other.set_agent_availability("w1", True)
+        worker.join(timeout=60)
+    finally:
+        other.close()
+    assert done["run"].status.value == "completed"
+
+
+def test_a_waiting_task_fails_at_its_timeout_saying_why(orch: TaskOrchestrator) -> None:
+    agent(orch, "w1")
+    orch.engine.state_store.update_agent("w1", {"available": False})
+    orch.create_workflow(Workflow(workflow_id="never", tasks=[
+        Task(task_id="t", agent_type="Worker", timeout=0.5)]))
+    task = orch.execute_workflow("never")["tasks"][0]
+    assert task["status"] == "failed"
+    assert "before it timed out" in task["error"] and "unavailable: w1" in task["error"]
 
 
 def test_task_timeout_cancels_the_attempt(orch: TaskOrchestrator, ledger: Path) -> None:

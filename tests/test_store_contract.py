@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from devcrew_core.errors import DefinitionError, NotFoundError, StoreError
+from devcrew_core.errors import DefinitionError, NotFoundError, StoreError, UsageError
 from devcrew_core.models import ResourceLimits
 from devcrew_core.stores.base import Store
 from devcrew_core.stores.records import (
@@ -440,6 +440,23 @@ def test_complete_delegation_frees_the_slot_exactly_once(store: Store) -> None:
     store.complete_delegation("a1", "t1", 7.0)
     a1 = store.get_agent("a1")
     assert a1 is not None and a1.current_load == 1
+
+
+def test_an_active_task_cannot_be_delegated_to_a_second_agent(store: Store) -> None:
+    store.put_agent(agent("a1", max_tasks=2))
+    store.put_agent(agent("a2", max_tasks=2))
+    store.delegate(delegation("t1", "a1"))
+    with pytest.raises(UsageError, match="already delegated to agent 'a1'"):
+        store.delegate(delegation("t1", "a2"))
+    a2 = store.get_agent("a2")
+    assert a2 is not None and a2.current_load == 0
+    # Again to the same agent: the slot it holds is kept, not doubled.
+    assert store.delegate(delegation("t1", "a1", at=2.0)).already_held
+    a1 = store.get_agent("a1")
+    assert a1 is not None and a1.current_load == 1
+    # Once completed, the task may go anywhere.
+    store.complete_delegation("a1", "t1", 3.0)
+    assert store.delegate(delegation("t1", "a2", at=4.0)).acquired
 
 
 def test_list_delegations_filters_and_orders(store: Store) -> None:

@@ -103,6 +103,15 @@ class AgentMatcher:
             self._loads[agent.agent_id] = agent.current_load
         return agents
 
+    def registered(self, request: TaskRequest, *, require_runner: bool = False
+                   ) -> list[AgentRecord]:
+        """Agents that could take ``request`` were they available: the capabilities, the
+        type and (for the engine) a runner, whatever their availability, expiry or load.
+        Asked of the store each time (this is the slow path of a task that waits)."""
+        return [agent for agent in self.store.find_agents(request.required_capabilities,
+                                                          request.required_agent_type)
+                if agent.runner is not None or not require_runner]
+
     def note_load(self, agent_id: str, load: int) -> None:
         """Record the load of ``agent_id`` as this process last saw (or expects) it."""
         self._loads[agent_id] = load

@@ -31,6 +31,7 @@ def task_document(state: TaskState) -> dict[str, Any]:
         "status": state.status.value,
         "attempt": state.attempt,
         "agent_id": state.agent_id,
+        "score": state.score,
         "started_at": iso(state.started_at),
         "completed_at": iso(state.completed_at),
         "duration_seconds": duration,

@@ -380,7 +380,8 @@ class WorkflowRun:
         key = self._request(task).task_id
         try:
             self._set(task.task_id, TaskStatus.RUNNING, attempt=attempt,
-                      agent_id=claim.agent.agent_id, started_at=time.time(), error=None)
+                      agent_id=claim.agent.agent_id, score=claim.match.effective_score,
+                      started_at=time.time(), error=None)
             self.writer.audit(AuditRecord(
                 kind="delegation", workflow_id=self.workflow.workflow_id,
                 subject_id=task.task_id, data={
@@ -433,29 +434,41 @@ class WorkflowRun:
             self._capacity_waiters.add(wake)
             try:
                 agents = self.matcher.eligible(request, require_runner=True)
-                if not agents:
-                    caps = ", ".join(task.agent_capabilities) or "none"
-                    raise TaskFailedError(
-                        f"no available agent of type {task.agent_type!r} with capabilities "
-                        f"[{caps}] and a runner is registered",
-                        retryable=False,
-                    )
-                claim = await self.slots.claim(request, agents)
-                if claim is not None:
-                    return claim
+                if agents:
+                    claim = await self.slots.claim(request, agents)
+                    if claim is not None:
+                        return claim
+                    reason = "waiting for a free agent slot"
+                else:
+                    reason = self._why_none_eligible(task, request)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TaskFailedError(
-                        f"no agent of type {task.agent_type!r} had free capacity before the "
-                        "task timed out")
-                if not waiting:
+                        f"no agent of type {task.agent_type!r} could take the task before it "
+                        f"timed out ({reason})")
+                if not waiting or self.states[task.task_id].error != reason:
                     waiting = True
-                    self._set(task.task_id, TaskStatus.WAITING,
-                              error="waiting for a free agent slot")
+                    self._set(task.task_id, TaskStatus.WAITING, error=reason)
                 # Slots freed by other processes are only seen by polling.
                 await asyncio.wait({wake}, timeout=min(remaining, self.options.poll_interval))
             finally:
                 self._capacity_waiters.discard(wake)
+
+    def _why_none_eligible(self, task: Task, request: TaskRequest) -> str:
+        """Why no agent is eligible now; fails the task when none could ever be (no
+        agent with the type, capabilities and a runner is registered at all)."""
+        registered = self.matcher.registered(request, require_runner=True)
+        if not registered:
+            caps = ", ".join(task.agent_capabilities) or "none"
+            raise TaskFailedError(
+                f"no agent of type {task.agent_type!r} with capabilities [{caps}] and a "
+                "runner is registered", retryable=False)
+        now = time.time()
+        unavailable = sorted(a.agent_id for a in registered if not a.available)
+        expired = sorted(a.agent_id for a in registered if a.available and a.is_expired(now))
+        parts = [f"unavailable: {', '.join(unavailable)}"] if unavailable else []
+        parts += [f"expired: {', '.join(expired)}"] if expired else []
+        return "waiting for an eligible agent (" + ("; ".join(parts) or "none free") + ")"
 
     def _notify_capacity(self) -> None:
         for waiter in self._capacity_waiters:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from devcrew_core.errors import DefinitionError
+from devcrew_core.errors import DefinitionError, UsageError
 from devcrew_core.stores.records import (
     AgentRecord,
     Allocation,
@@ -60,6 +60,13 @@ def apply_changes(record: M, changes: Mapping[str, Any], allowed: frozenset[str]
     # A shallow dict of the fields: large JSON values (a run's workflow snapshot) are
     # neither copied nor re-validated; the changed fields are.
     return type(record).model_validate({**dict(record), **changes})
+
+
+def already_delegated(task_id: str, agent_id: str) -> UsageError:
+    """The error every backend raises when a task with an active delegation to
+    ``agent_id`` is delegated to another agent."""
+    return UsageError(f"task {task_id!r} is already delegated to agent {agent_id!r} and "
+                      "still active; complete it there first")
 
 
 def fits(limits: ResourceAmounts, used: ResourceAmounts, request: ResourceAmounts) -> bool:
@@ -218,7 +225,8 @@ class Store(abc.ABC):
         when it was taken, store ``record`` as the task's active delegation (replacing an
         earlier one of the same task) and append ``audit`` (if given) in the same step.
         When the agent is full nothing is stored. Raises :class:`NotFoundError` for an
-        unknown agent."""
+        unknown agent, and :class:`UsageError` (see :func:`already_delegated`) when the
+        task has an active delegation to another agent (its slot there would leak)."""
         raise NotImplementedError(f"{type(self).__name__} does not store delegations")
 
     def complete_delegation(

@@ -18,6 +18,7 @@ from devcrew_core.stores.base import (
     HANDOFF_MUTABLE_FIELDS,
     RUN_MUTABLE_FIELDS,
     Store,
+    already_delegated,
     apply_changes,
     fits,
     limits_of,
@@ -215,6 +216,10 @@ class MemoryStore(Store):
                  audit: AuditRecord | None = None) -> SlotResult:
         """Take the slot and keep the record, under one lock acquisition."""
         with self._lock:
+            current = self._delegations.get(record.task_id)
+            if current is not None and current.status is DelegationStatus.ACTIVE \
+                    and current.agent_id != record.agent_id:
+                raise already_delegated(record.task_id, current.agent_id)
             result = self.acquire_slot(record.agent_id, record.task_id)
             if result.acquired:
                 self._delegations[record.task_id] = record.model_copy(deep=True)

@@ -158,6 +158,8 @@ class TaskState(DevcrewModel):
     status: TaskStatus = TaskStatus.PENDING
     attempt: int = Field(default=0, ge=0)
     agent_id: Id | None = None
+    #: The effective score the agent was chosen with (delegation).
+    score: float | None = None
     started_at: float | None = None
     completed_at: float | None = None
     output: dict[str, Any] | None = None

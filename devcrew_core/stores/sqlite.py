@@ -28,6 +28,7 @@ from devcrew_core.stores.base import (
     HANDOFF_MUTABLE_FIELDS,
     RUN_MUTABLE_FIELDS,
     Store,
+    already_delegated,
     apply_changes,
     fits,
     limits_of,
@@ -423,6 +424,12 @@ class SQLiteStore(Store):
                  audit: AuditRecord | None = None) -> SlotResult:
         """Take the slot and store the record (and audit) in one write transaction."""
         with self._tx() as conn:
+            current = conn.execute(
+                "SELECT agent_id FROM delegations WHERE task_id = ? AND status = ?",
+                (record.task_id, DelegationStatus.ACTIVE.value),
+            ).fetchone()
+            if current is not None and current[0] != record.agent_id:
+                raise already_delegated(record.task_id, current[0])
             result = self.acquire_slots(record.agent_id, [record.task_id])[0]
             if result.acquired:
                 conn.execute(
