@@ -109,7 +109,7 @@ def devcrew_store_backends() -> Iterable[StoreBackend]:
         @hookimpl
         def devcrew_store_backends():
             yield StoreBackend(name="redis", schemes=("redis", "rediss"),
-                               factory="devcrew_redis.store:RedisStore.from_url")
+                               factory="devcrew_redis.store:open_redis_store")
     """
 
 

@@ -298,3 +298,20 @@ def test_eight_threads_and_four_processes_delegate_2000_tasks(
         assert sum(r["violations"] for r in results) == 0
         completed = [task for r in results for task in r["completed"]]
         _check_end_state(manager, completed, 2000)
+
+
+def test_agent_ttl_comes_from_the_config_file(tmp_path: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "devcrew.yaml"
+    config.write_text(f"agent_ttl_seconds: 42\nstate_url: sqlite:///{tmp_path / 'd.db'}\n")
+    monkeypatch.setenv("DEVCREW_CONFIG", str(config))
+    with DelegationManager() as manager:
+        manager.register_agent(agent_id="a1", agent_type="Worker", capabilities=["work"])
+        status = manager.get_agent_status("a1")
+        assert status is not None
+        assert status["expires_at"] - status["last_heartbeat"] == pytest.approx(42)
+    with DelegationManager(agent_ttl_seconds=7) as manager:  # the argument wins
+        manager.heartbeat_agent("a1")
+        status = manager.get_agent_status("a1")
+        assert status is not None
+        assert status["expires_at"] - status["last_heartbeat"] == pytest.approx(7)

@@ -278,8 +278,8 @@ def test_a_timeout_kills_a_hung_command(orch: TaskOrchestrator, tmp_path: Path) 
 
 
 def test_spec_quick_start_runs_with_runners(db_url: str, tmp_path: Path) -> None:
-    # The spec's Quick Start with the import changed, agents given runners, and the
-    # embedded store (redis_url -> state_url until the Redis store exists).
+    # The spec's Quick Start on the embedded store (state_url instead of redis_url); the
+    # verbatim version against a real Redis is tests/test_spec_examples.py.
     from devcrew_core import DelegationManager, Task, TaskOrchestrator, Workflow
 
     orchestrator = TaskOrchestrator(state_url=db_url)
