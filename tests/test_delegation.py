@@ -315,3 +315,36 @@ def test_agent_ttl_comes_from_the_config_file(tmp_path: Any,
         status = manager.get_agent_status("a1")
         assert status is not None
         assert status["expires_at"] - status["last_heartbeat"] == pytest.approx(7)
+
+
+def test_a_plugin_scorer_selected_in_config_replaces_the_default(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections.abc import Iterator as It
+
+    from devcrew_core import hookimpl
+    from devcrew_core.plugin_types import Scorer
+    from devcrew_core.plugins import get_plugin_manager
+
+    class LowestWeightFirst:
+        @hookimpl
+        def devcrew_scorers(self) -> It[Scorer]:
+            yield Scorer(name="lowest-weight", score=lambda req, a: -float(a.priority_weight))
+
+    plugins = get_plugin_manager()
+    plugins.register(LowestWeightFirst(), "lowest-weight-test")
+    try:
+        monkeypatch.setenv("DEVCREW_SCORER", "lowest-weight")
+        with DelegationManager(state_url=url) as manager:
+            manager.register_agent(agent_id="heavy", agent_type="Worker",
+                                   capabilities=["work"], priority_weight=90)
+            manager.register_agent(agent_id="light", agent_type="Worker",
+                                   capabilities=["work"], priority_weight=5)
+            match = manager.find_best_agent(request("t1", ["work"]))
+            assert match is not None and match.agent_id == "light"
+            assert match.effective_score == -5.0
+        monkeypatch.delenv("DEVCREW_SCORER")
+        with DelegationManager(state_url=url) as manager:  # the default again
+            match = manager.find_best_agent(request("t1", ["work"]))
+            assert match is not None and match.agent_id == "heavy"
+    finally:
+        plugins.unregister("lowest-weight-test")

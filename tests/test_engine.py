@@ -709,3 +709,22 @@ def test_resume_frees_a_slot_whose_task_state_was_never_written(
     assert result["status"] == "completed", result
     w1 = store.get_agent("w1")
     assert w1 is not None and w1.current_load == 0
+
+
+def test_a_running_engine_keeps_its_agents_alive_past_their_ttl(db_url: str,
+                                                                ledger: Path) -> None:
+    """t2 needs the agent after the agent's TTL has passed twice over: only the run's
+    own heartbeats keep it eligible."""
+    from devcrew_core.config import load_settings
+
+    settings = load_settings(state_url=db_url, agent_ttl_seconds=0.5,
+                             agent_heartbeat_interval=0.1)
+    with TaskOrchestrator(settings=settings) as face:
+        agent(face, "w1")
+        face.create_workflow(Workflow(workflow_id="long", tasks=[
+            Task(task_id="t1", agent_type="Worker", input_data={"sleep": 1.2}),
+            Task(task_id="t2", agent_type="Worker", depends_on=["t1"], timeout=5,
+                 input_data={"sleep": 0.01})]))
+        result = face.execute_workflow("long")
+        assert result["status"] == "completed", result
+        assert [t["agent_id"] for t in result["tasks"]] == ["w1", "w1"]
