@@ -9,6 +9,8 @@ import pytest
 
 from devcrew_core.stores.base import Store
 
+from postgres_server import postgres_server  # noqa: F401 - registers the fixture
+from redis_server import redis_server_url  # noqa: F401 - registers the fixture
 from store_backends import BACKENDS, BackendCase
 
 _BY_NAME = {case.name: case for case in BACKENDS}

@@ -39,7 +39,24 @@ def _sqlite(request: pytest.FixtureRequest, tmp: Path) -> tuple[Store, str]:
     return SQLiteStore(url), url
 
 
+def _postgres(request: pytest.FixtureRequest, tmp: Path) -> tuple[Store, str]:
+    from devcrew_postgres.store import PostgresStore  # psycopg2 only when selected
+
+    url = request.getfixturevalue("postgres_server").fresh_url()  # a fresh schema
+    return PostgresStore(url), url
+
+
+def _redis(request: pytest.FixtureRequest, tmp: Path) -> tuple[Store, str]:
+    from devcrew_redis.store import open_redis_store  # redis-py only when selected
+
+    # One server per session (see redis_server.py); a fresh key prefix per test.
+    url = f"{request.getfixturevalue('redis_server_url')}?prefix=test-{uuid.uuid4().hex}"
+    return open_redis_store(url), url
+
+
 BACKENDS: list[BackendCase] = [
     BackendCase("memory", _memory, shared_across_processes=False),
     BackendCase("sqlite", _sqlite, shared_across_processes=True),
+    BackendCase("postgres", _postgres, shared_across_processes=True),
+    BackendCase("redis", _redis, shared_across_processes=True),
 ]

@@ -198,27 +198,20 @@ class Store(abc.ABC):
         :meth:`release_slot` answers. Backends override this to do it in one step."""
         return [self.release_slot(agent_id, task_id) for agent_id, task_id in slots]
 
+    @abc.abstractmethod
     def transfer_slots(self, moves: Sequence[tuple[str, str, str]]) -> list[bool]:
         """Hand held slots on to other tasks: for each ``(agent_id, from_task, to_task)``
         the slot of ``from_task`` becomes the slot of ``to_task`` without the agent's load
         changing, so no other claimant can take it in between (if ``to_task`` already
         holds a slot there, ``from_task``'s is freed instead). One bool per move: False
-        when ``from_task`` held no slot on that agent (nothing changes then).
+        when ``from_task`` held no slot on that agent (nothing changes then). Moves apply
+        in order, each atomically; backends do them all in one step.
 
-        The engine hands a finished task's slot to the next task of the same run this
-        way. Backends override this to do each move atomically (this default frees and
-        re-takes the slot, which another process could take in between) and all moves
-        in one step.
+        The engine hands a finished task's slot to the next task of the same run this way.
         """
-        results = []
-        for agent_id, from_task, to_task in moves:
-            if not self.release_slot(agent_id, from_task):
-                results.append(False)
-                continue
-            results.append(self.acquire_slot(agent_id, to_task).acquired)
-        return results
 
     # -- delegations (a load slot plus the record of who got the task) ---------------
+    @abc.abstractmethod
     def delegate(self, record: DelegationRecord,
                  audit: AuditRecord | None = None) -> SlotResult:
         """Atomically take a load slot on ``record.agent_id`` for ``record.task_id`` and,
@@ -227,8 +220,8 @@ class Store(abc.ABC):
         When the agent is full nothing is stored. Raises :class:`NotFoundError` for an
         unknown agent, and :class:`UsageError` (see :func:`already_delegated`) when the
         task has an active delegation to another agent (its slot there would leak)."""
-        raise NotImplementedError(f"{type(self).__name__} does not store delegations")
 
+    @abc.abstractmethod
     def complete_delegation(
         self, agent_id: str, task_id: str, completed_at: float,
         audit: AuditRecord | None = None,
@@ -239,17 +232,16 @@ class Store(abc.ABC):
         it: ``(None, False)`` when ``task_id`` has no delegation to ``agent_id``;
         ``(record, False)`` when it was completed before (nothing changes: completing is
         idempotent and frees the slot exactly once)."""
-        raise NotImplementedError(f"{type(self).__name__} does not store delegations")
 
+    @abc.abstractmethod
     def get_delegation(self, task_id: str) -> DelegationRecord | None:
         """The latest delegation of ``task_id``, or None."""
-        raise NotImplementedError(f"{type(self).__name__} does not store delegations")
 
+    @abc.abstractmethod
     def list_delegations(
         self, agent_id: str | None = None, status: str | None = None
     ) -> list[DelegationRecord]:
         """Delegations (of one agent, in one status, if given), oldest first."""
-        raise NotImplementedError(f"{type(self).__name__} does not store delegations")
 
     # -- resources -------------------------------------------------------------------
     @abc.abstractmethod
@@ -309,14 +301,14 @@ class Store(abc.ABC):
     def delete_workflow(self, workflow_id: str) -> bool:
         """Remove a workflow definition; True if it existed (runs are kept)."""
 
+    @abc.abstractmethod
     def put_snapshot(self, snapshot_id: str, document: str) -> None:
         """Keep an immutable JSON document (a run's workflow definition) under an ID
         derived from its content. Storing an ID that exists already changes nothing."""
-        raise NotImplementedError(f"{type(self).__name__} does not store snapshots")
 
+    @abc.abstractmethod
     def get_snapshot(self, snapshot_id: str) -> str | None:
         """The JSON document stored under ``snapshot_id``, or None."""
-        raise NotImplementedError(f"{type(self).__name__} does not store snapshots")
 
     @abc.abstractmethod
     def create_run(self, run: RunRecord) -> None:

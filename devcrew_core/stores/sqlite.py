@@ -33,6 +33,7 @@ from devcrew_core.stores.base import (
     fits,
     limits_of,
 )
+from devcrew_core.stores.filters import where_clause
 from devcrew_core.stores.records import (
     AgentRecord,
     Allocation,
@@ -81,17 +82,7 @@ def sqlite_path(url: str) -> tuple[Path, dict[str, str]]:
 
 
 def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """``(" WHERE a = ? AND b > ?", [1, 2])`` from the filters whose value is not None.
-
-    Keys are column names chosen by this module (never user input); a key may carry its
-    operator (``"seq >"``), else ``=`` is used. Values are always bound parameters.
-    """
-    clauses, params = [], []
-    for key, value in filters.items():
-        if value is not None:
-            clauses.append(f"{key} ?" if " " in key else f"{key} = ?")
-            params.append(value)
-    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+    return where_clause(filters, "?")
 
 
 def migrations() -> list[tuple[int, str]]:

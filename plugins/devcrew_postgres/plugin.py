@@ -1,7 +1,23 @@
-"""Hook implementations of devcrew_postgres.
+"""Hook implementations of devcrew_postgres: the ``postgresql://`` store backend.
 
-This bundled plugin is registered (it appears in ``devcrew plugins``) but contributes
-no records yet: the backend it will provide is built by a later issue, and a plugin
-must not advertise a backend it cannot open. Its client library is imported only by
-the backend module, never here, so listing plugins stays fast.
+The backend is named by import path, so psycopg2 is imported only when a PostgreSQL
+URL is opened, never when plugins are listed.
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from devcrew_core.hookspecs import hookimpl
+from devcrew_core.plugin_types import StoreBackend
+
+
+@hookimpl
+def devcrew_store_backends() -> Iterator[StoreBackend]:
+    """The PostgreSQL backend, for ``postgresql://`` and ``postgres://`` URLs."""
+    yield StoreBackend(
+        name="postgres",
+        schemes=("postgresql", "postgres"),
+        factory="devcrew_postgres.store:open_postgres_store",
+        description="PostgreSQL (psycopg2): shared by many processes and machines",
+    )

@@ -1,0 +1,136 @@
+"""Transactions with as few round trips as possible, and ``batch()`` spanning calls.
+
+Connections are in autocommit mode, so a store call that is one statement (or one
+string of statements, which PostgreSQL runs as one implicit transaction) costs one
+round trip. A call that must read, decide in Python, then write (``update_run``) sends
+``BEGIN`` with its first statement and ``COMMIT`` with its last: two round trips.
+
+Inside :meth:`Sessions.batch` every call of the thread uses the batch's connection and
+transaction instead (re-entrant: a nested batch joins the outer one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import psycopg2  # type: ignore[import-untyped,unused-ignore]
+import psycopg2.extensions  # type: ignore[import-untyped,unused-ignore]
+
+from devcrew_core.errors import StoreError
+from devcrew_postgres.connection import ConnectionPool
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+#: How often a call outside a batch is retried when PostgreSQL rolled it back to break a
+#: deadlock or a serialization conflict (the whole call was undone, so a retry is safe).
+RETRIES = 5
+
+#: Taken by every batch and held until it commits, so batches run one at a time, as
+#: SQLite's BEGIN IMMEDIATE makes them: a batch locks agents in the order its caller
+#: chooses, and two such batches in parallel could deadlock. 'log' too, up front: every
+#: transaction takes 'log' before any row lock (see sql/001_initial.sql), and a batch
+#: may append audit records after it has locked agents.
+BATCH_LOCKS = "SELECT devcrew_lock('batch'); SELECT devcrew_lock('log')"
+
+
+class Transaction:
+    """The statements of one store call. Outside a batch, ``begin=True`` on the first
+    statement and ``commit=True`` on the last make it one transaction with no extra
+    round trip; inside a batch they are no-ops (the batch commits)."""
+
+    def __init__(self, cursor: Any, own: bool) -> None:
+        self._cursor = cursor
+        self._own = own
+        self._open = False
+
+    def query(self, sql: str, params: Sequence[Any] = (), *, begin: bool = False,
+              commit: bool = False) -> list[Row]:
+        """Run ``sql`` (one or more statements) and return the rows of the last one."""
+        if self._own and begin and not self._open:
+            sql = f"BEGIN; {sql}"
+            self._open = True
+        if self._own and commit and self._open:
+            sql = f"{sql}; COMMIT"
+            self._open = False
+        self._cursor.execute(sql, params)
+        if self._cursor.description is None:
+            return []
+        rows: list[Row] = self._cursor.fetchall()
+        return rows
+
+    def finish(self) -> None:
+        """Commit a transaction opened with ``begin=True`` that had no last statement."""
+        if self._open:
+            self._cursor.execute("COMMIT")
+            self._open = False
+
+
+class Sessions:
+    """Runs store calls on pooled connections, or on the current thread's batch."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._local = threading.local()
+
+    def _batch_cursor(self) -> Any | None:
+        cursor = getattr(self._local, "cursor", None)
+        # A batch belongs to the process that opened it (a forked child starts fresh).
+        if cursor is not None and self._local.pid == os.getpid():
+            return cursor
+        return None
+
+    def run(self, work: Callable[[Transaction], T]) -> T:
+        """Run one store call: ``work`` gets a :class:`Transaction`; PostgreSQL errors
+        become :class:`StoreError`."""
+        cursor = self._batch_cursor()
+        if cursor is not None:
+            try:
+                return work(Transaction(cursor, own=False))
+            except psycopg2.Error as exc:
+                raise self._pool.query_error(exc) from None
+        for attempt in range(RETRIES + 1):
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                try:
+                    return work(Transaction(cur, own=True))
+                except psycopg2.extensions.TransactionRollbackError as exc:
+                    if attempt == RETRIES:
+                        raise self._pool.query_error(exc) from None
+                except psycopg2.Error as exc:
+                    raise self._pool.query_error(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every call the current thread makes inside the block:
+        committed at its end, rolled back if the block raises."""
+        if self._batch_cursor() is not None:
+            yield
+            return
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            try:
+                cur.execute(f"BEGIN; {BATCH_LOCKS}")
+            except psycopg2.Error as exc:
+                raise self._pool.query_error(exc) from None
+            self._local.cursor, self._local.pid = cur, os.getpid()
+            try:
+                yield
+            finally:
+                # On an exception the connection's return to the pool rolls back.
+                self._local.cursor = None
+            try:
+                cur.execute("COMMIT")
+            except psycopg2.Error as exc:
+                raise self._pool.query_error(exc) from None
+            # PostgreSQL answers COMMIT of a transaction in which a statement failed
+            # with a rollback, not an error: a caller that caught that failure inside
+            # the block must still learn that nothing of the batch was kept.
+            if cur.statusmessage != "COMMIT":
+                raise StoreError(
+                    f"PostgreSQL {self._pool.masked_url}: the batch was rolled back "
+                    "because a statement in it failed"
+                )

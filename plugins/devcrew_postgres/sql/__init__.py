@@ -1,0 +1,1 @@
+"""PostgreSQL schema migrations, applied in the order of their number prefix."""

@@ -1,0 +1,687 @@
+"""``postgresql://user:password@host:port/database``: the Store contract on PostgreSQL.
+
+Every invariant is one transaction on the server: the slot, allocation and reservation
+checks are PL/pgSQL functions (``sql/001_initial.sql``) that lock the agent's row
+first, so each is one statement and one round trip; read-modify-write updates lock the
+row with ``SELECT ... FOR UPDATE``. Only parameterised statements reach the server, and
+identifiers are validated before they do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from devcrew_core.errors import NotFoundError, StoreError
+from devcrew_core.ids import validate_id
+from devcrew_core.stores.base import (
+    AGENT_MUTABLE_FIELDS,
+    HANDOFF_MUTABLE_FIELDS,
+    RUN_MUTABLE_FIELDS,
+    Store,
+    already_delegated,
+    apply_changes,
+)
+from devcrew_core.stores.filters import where_clause
+from devcrew_core.stores.records import (
+    AgentRecord,
+    Allocation,
+    AuditRecord,
+    DelegationRecord,
+    DelegationStatus,
+    Event,
+    HandoffRecord,
+    Reservation,
+    RunRecord,
+    SlotResult,
+    TaskState,
+    WorkflowDefinition,
+)
+from devcrew_postgres.connection import ConnectionPool
+from devcrew_postgres.migrations import migrate
+from devcrew_postgres.sessions import Row, Sessions, Transaction
+
+if TYPE_CHECKING:
+    from devcrew_core.config import Settings
+
+_DERIVED = {"current_load", "running_tasks"}
+
+#: Taken (until commit) by every transaction that appends audit records or events, so
+#: sequence numbers become visible in the order they were drawn: a reader polling with
+#: ``after=seq`` can never miss a row that commits late with a smaller seq.
+_LOG_LOCK = "SELECT devcrew_lock('log')"
+
+_AGENT_COLUMNS = (
+    "agent_id, agent_type, capabilities, max_concurrent_tasks, limit_cpu_cores, "
+    "limit_memory_mb, limit_disk_mb, limit_network_mbps, data"
+)
+_AGENT_VALUES = "%s, %s, %s::text[], %s, %s, %s, %s, %s, %s::jsonb"
+_UPSERT_AGENT = (
+    f"INSERT INTO agents ({_AGENT_COLUMNS}) VALUES ({_AGENT_VALUES}) "  # noqa: S608 - constants
+    "ON CONFLICT (agent_id) DO UPDATE SET agent_type = excluded.agent_type, "
+    "capabilities = excluded.capabilities, "
+    "max_concurrent_tasks = excluded.max_concurrent_tasks, "
+    "limit_cpu_cores = excluded.limit_cpu_cores, limit_memory_mb = excluded.limit_memory_mb, "
+    "limit_disk_mb = excluded.limit_disk_mb, "
+    "limit_network_mbps = excluded.limit_network_mbps, data = excluded.data"
+)
+_RUNNING_TASKS = (
+    "ARRAY(SELECT s.task_id FROM load_slots s WHERE s.agent_id = a.agent_id "
+    "ORDER BY s.acquired_at, s.task_id)"
+)
+_READ_AGENT = (
+    f"SELECT a.data::text, {_RUNNING_TASKS} FROM agents a WHERE a.agent_id = %s"  # noqa: S608
+)
+# Lock first, then read in a second statement, which sees the slots that the previous
+# holder of the lock committed (the first statement's snapshot predates the wait).
+_LOCK_AND_READ_AGENT = (
+    f"SELECT 1 FROM agents WHERE agent_id = %s FOR UPDATE; {_READ_AGENT}"  # noqa: S608
+)
+_PUT_STATES = (
+    "INSERT INTO task_states (run_id, task_id, data) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[]) "
+    "ON CONFLICT (run_id, task_id) DO UPDATE SET data = excluded.data"
+)
+_APPEND_AUDIT = (
+    "INSERT INTO audit (kind, workflow_id, created_at, data) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::jsonb[]) RETURNING seq"
+)
+_PUBLISH_EVENTS = (
+    "INSERT INTO events (kind, created_at, data) "
+    "SELECT * FROM unnest(%s::text[], %s::float8[], %s::jsonb[]) RETURNING seq"
+)
+
+
+def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    return where_clause(filters, "%s")
+
+
+def _agent_params(agent: AgentRecord) -> tuple[Any, ...]:
+    limits = agent.resource_limits
+    return (
+        agent.agent_id,
+        agent.agent_type,
+        sorted(set(agent.capabilities)),
+        agent.max_concurrent_tasks,
+        None if limits is None else limits.cpu_cores,
+        None if limits is None else limits.memory_mb,
+        None if limits is None else limits.disk_mb,
+        None if limits is None else limits.network_mbps,
+        agent.model_dump_json(exclude=_DERIVED),
+    )
+
+
+def _agent(data: str, load: int, tasks: list[str] | None = None) -> AgentRecord:
+    agent = AgentRecord.model_validate_json(data)
+    # The derived fields are set without re-validating the whole record.
+    agent.__dict__.update(current_load=int(load), running_tasks=tasks or [])
+    return agent
+
+
+def _latest_states(states: Sequence[TaskState]) -> list[TaskState]:
+    """One state per (run, task), the last given winning (an upsert may not touch a row
+    twice), in key order (so concurrent writers lock rows in the same order)."""
+    latest = {(s.run_id, s.task_id): s for s in states}
+    return [latest[key] for key in sorted(latest)]
+
+
+class PostgresStore(Store):
+    """The Store contract on one PostgreSQL database (or one schema of it)."""
+
+    blocking = True
+
+    def __init__(self, url: str, settings: Settings | None = None) -> None:
+        self._pool = ConnectionPool(url, settings)
+        self.url = self._pool.masked_url
+        self._sessions = Sessions(self._pool)
+        try:
+            with self._pool.connection() as conn:
+                migrate(conn, self.url)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def ping(self) -> bool:
+        """Run a trivial query on a pooled connection."""
+        rows = self._sessions.run(lambda tx: tx.query("SELECT 1"))
+        return rows == [(1,)]
+
+    def close(self) -> None:
+        """Close every pooled connection. Safe to call twice."""
+        self._pool.close()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the calls this thread makes inside in one transaction (all or nothing).
+        Batches run one at a time (an advisory lock), like SQLite's write transactions."""
+        with self._sessions.batch():
+            yield
+
+    # -- agents ------------------------------------------------------------------------
+    def put_agent(self, agent: AgentRecord) -> None:
+        """Insert or replace an agent (its capability index is its own column), keeping
+        its slots."""
+        self._sessions.run(lambda tx: tx.query(_UPSERT_AGENT, _agent_params(agent)))
+
+    def get_agent(self, agent_id: str) -> AgentRecord | None:
+        """Return an agent with its load and running tasks (one consistent snapshot)."""
+        validate_id(agent_id, "agent_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            _READ_AGENT, (agent_id,)))
+        if not rows:
+            return None
+        tasks = list(rows[0][1])
+        return _agent(rows[0][0], len(tasks), tasks)
+
+    def update_agent(self, agent_id: str, changes: Mapping[str, Any]) -> AgentRecord | None:
+        """Apply allowed changes with the agent's row locked (two round trips)."""
+        validate_id(agent_id, "agent_id")
+
+        def work(tx: Transaction) -> AgentRecord | None:
+            rows = tx.query(_LOCK_AND_READ_AGENT, (agent_id, agent_id), begin=True)
+            if not rows:
+                tx.finish()
+                return None
+            tasks = list(rows[0][1])
+            agent = apply_changes(AgentRecord.model_validate_json(rows[0][0]), changes,
+                                  AGENT_MUTABLE_FIELDS)
+            tx.query(_UPSERT_AGENT, _agent_params(agent), commit=True)
+            agent.__dict__.update(current_load=len(tasks), running_tasks=tasks)
+            return agent
+
+        return self._sessions.run(work)
+
+    def delete_agent(self, agent_id: str) -> AgentRecord | None:
+        """Remove an agent and its slots in one statement."""
+        validate_id(agent_id, "agent_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT o_data, o_tasks FROM devcrew_delete_agent(%s)", (agent_id,)))
+        if not rows:
+            return None
+        tasks = list(rows[0][1])
+        return _agent(rows[0][0], len(tasks), tasks)
+
+    def list_agents(self, agent_type: str | None = None) -> list[AgentRecord]:
+        """All agents, optionally of one type, with their load."""
+        if agent_type is not None:
+            validate_id(agent_type, "agent_type")
+        where, params = _where({"agent_type": agent_type})
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"SELECT data::text, load FROM agents{where} ORDER BY agent_id",  # noqa: S608
+            params))
+        return [_agent(data, load) for data, load in rows]
+
+    def find_agents(
+        self, capabilities: Sequence[str], agent_type: str | None = None
+    ) -> list[AgentRecord]:
+        """Agents having every capability, answered by the GIN index on capabilities."""
+        caps = sorted(set(capabilities))
+        if not caps:
+            return self.list_agents(agent_type)
+        if agent_type is not None:
+            validate_id(agent_type, "agent_type")
+        where, params = _where({"capabilities @>": caps, "agent_type": agent_type})
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"SELECT data::text, load FROM agents{where} ORDER BY agent_id",  # noqa: S608
+            params))
+        return [_agent(data, load) for data, load in rows]
+
+    def acquire_slot(self, agent_id: str, task_id: str) -> SlotResult:
+        """Take a slot in one statement."""
+        return self.acquire_slots(agent_id, [task_id])[0]
+
+    def acquire_slots(self, agent_id: str, task_ids: Sequence[str]) -> list[SlotResult]:
+        """Take several slots on one agent in one statement (the agent's row locked)."""
+        validate_id(agent_id, "agent_id")
+        for task_id in task_ids:
+            validate_id(task_id, "task_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT o_acquired, o_already_held, o_load, o_limit "
+            "FROM devcrew_acquire_slots(%s, %s::text[], %s)",
+            (agent_id, list(task_ids), time.time())))
+        if any(row[3] is None for row in rows):
+            raise NotFoundError(f"agent {agent_id!r} is not registered")
+        return [
+            SlotResult(acquired=acquired, already_held=held, current_load=load,
+                       max_concurrent_tasks=limit)
+            for acquired, held, load, limit in rows
+        ]
+
+    def release_slot(self, agent_id: str, task_id: str) -> bool:
+        """Free a slot; idempotent."""
+        return self.release_slots([(agent_id, task_id)])[0]
+
+    def release_slots(self, slots: Sequence[tuple[str, str]]) -> list[bool]:
+        """Free several slots in one statement."""
+        if not slots:
+            return []
+        for agent_id, task_id in slots:
+            validate_id(agent_id, "agent_id")
+            validate_id(task_id, "task_id")
+        agents = [agent_id for agent_id, _ in slots]
+        tasks = [task_id for _, task_id in slots]
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT devcrew_release_slots(%s::text[], %s::text[])", (agents, tasks)))
+        return [bool(freed) for freed in rows[0][0]]
+
+    def transfer_slots(self, moves: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Hand slots on to other tasks in one statement: each move changes the slot's
+        task with the agent's row locked, so the load never drops in between."""
+        if not moves:
+            return []
+        for agent_id, from_task, to_task in moves:
+            validate_id(agent_id, "agent_id")
+            validate_id(from_task, "task_id")
+            validate_id(to_task, "task_id")
+        columns = [list(column) for column in zip(*moves, strict=True)]
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT devcrew_transfer_slots(%s::text[], %s::text[], %s::text[])", columns))
+        return [bool(moved) for moved in rows[0][0]]
+
+    # -- delegations -----------------------------------------------------------------------
+    def delegate(self, record: DelegationRecord,
+                 audit: AuditRecord | None = None) -> SlotResult:
+        """Take the slot and store the record (and audit) in one statement; refused
+        (:func:`already_delegated`) while the task is active on another agent."""
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT o_acquired, o_already_held, o_load, o_limit, o_active_agent "
+            "FROM devcrew_delegate(%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s::jsonb)",
+            (record.agent_id, record.task_id, time.time(), record.status.value,
+             record.delegated_at, record.model_dump_json(), *_one_audit(audit))))
+        acquired, held, load, limit, active_agent = rows[0]
+        if active_agent is not None:
+            raise already_delegated(record.task_id, active_agent)
+        if limit is None:
+            raise NotFoundError(f"agent {record.agent_id!r} is not registered")
+        return SlotResult(acquired=acquired, already_held=held, current_load=load,
+                          max_concurrent_tasks=limit)
+
+    def complete_delegation(
+        self, agent_id: str, task_id: str, completed_at: float,
+        audit: AuditRecord | None = None,
+    ) -> tuple[DelegationRecord | None, bool]:
+        """Free the slot and mark the delegation completed in one statement."""
+        validate_id(agent_id, "agent_id")
+        validate_id(task_id, "task_id")
+        patch = json.dumps({"status": DelegationStatus.COMPLETED.value,
+                            "completed_at": completed_at})
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT o_data, o_completed_now FROM devcrew_complete_delegation("
+            "%s, %s, %s::jsonb, %s, %s, %s, %s::jsonb)",
+            (agent_id, task_id, patch, *_one_audit(audit))))
+        if not rows:
+            return None, False
+        return DelegationRecord.model_validate_json(rows[0][0]), bool(rows[0][1])
+
+    def get_delegation(self, task_id: str) -> DelegationRecord | None:
+        """The latest delegation of a task."""
+        validate_id(task_id, "task_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT data::text FROM delegations WHERE task_id = %s", (task_id,)))
+        return DelegationRecord.model_validate_json(rows[0][0]) if rows else None
+
+    def list_delegations(
+        self, agent_id: str | None = None, status: str | None = None
+    ) -> list[DelegationRecord]:
+        """Delegations, oldest first."""
+        if agent_id is not None:
+            validate_id(agent_id, "agent_id")
+        where, params = _where({"agent_id": agent_id, "status": status})
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"SELECT data::text FROM delegations{where} "  # noqa: S608
+            "ORDER BY delegated_at, task_id", params))
+        return [DelegationRecord.model_validate_json(r[0]) for r in rows]
+
+    # -- resources -----------------------------------------------------------------------
+    def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
+        """Check capacity and record the allocation in one statement."""
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT o_status, o_data FROM devcrew_allocate("
+            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+            (allocation.agent_id, allocation.task_id, allocation.reservation_id, now,
+             allocation.cpu_cores, allocation.memory_mb, allocation.disk_mb,
+             allocation.network_mbps, allocation.created_at, allocation.model_dump_json())))
+        status, data = rows[0]
+        if status == "missing":
+            raise NotFoundError(f"agent {allocation.agent_id!r} is not registered")
+        if status == "existing":
+            return Allocation.model_validate_json(data)
+        if status == "full":
+            return None
+        return allocation.model_copy()
+
+    def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
+        """Remove an allocation."""
+        validate_id(agent_id, "agent_id")
+        validate_id(task_id, "task_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "DELETE FROM allocations WHERE agent_id = %s AND task_id = %s RETURNING data::text",
+            (agent_id, task_id)))
+        return Allocation.model_validate_json(rows[0][0]) if rows else None
+
+    def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
+        """Allocations by creation time."""
+        if agent_id is not None:
+            validate_id(agent_id, "agent_id")
+        where, params = _where({"agent_id": agent_id})
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"SELECT data::text FROM allocations{where} "  # noqa: S608
+            "ORDER BY created_at, agent_id, task_id", params))
+        return [Allocation.model_validate_json(r[0]) for r in rows]
+
+    def reserve(self, reservation: Reservation, now: float) -> bool:
+        """Check capacity and record the reservation in one statement."""
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT devcrew_reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+            (reservation.reservation_id, reservation.agent_id, now, reservation.expires_at,
+             reservation.created_at, reservation.cpu_cores, reservation.memory_mb,
+             reservation.disk_mb, reservation.network_mbps, reservation.model_dump_json())))
+        status = rows[0][0]
+        if status == "missing":
+            raise NotFoundError(f"agent {reservation.agent_id!r} is not registered")
+        if status == "exists":
+            raise StoreError(f"reservation {reservation.reservation_id!r} exists already")
+        return bool(status == "reserved")
+
+    def get_reservation(self, reservation_id: str) -> Reservation | None:
+        """Return a reservation (expired or not)."""
+        validate_id(reservation_id, "reservation_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT data::text FROM reservations WHERE reservation_id = %s", (reservation_id,)))
+        return Reservation.model_validate_json(rows[0][0]) if rows else None
+
+    def cancel_reservation(self, reservation_id: str) -> bool:
+        """Remove a reservation."""
+        validate_id(reservation_id, "reservation_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "DELETE FROM reservations WHERE reservation_id = %s RETURNING 1", (reservation_id,)))
+        return bool(rows)
+
+    def list_reservations(self, agent_id: str | None = None) -> list[Reservation]:
+        """Reservations by creation time."""
+        if agent_id is not None:
+            validate_id(agent_id, "agent_id")
+        where, params = _where({"agent_id": agent_id})
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"SELECT data::text FROM reservations{where} "  # noqa: S608
+            "ORDER BY created_at, reservation_id", params))
+        return [Reservation.model_validate_json(r[0]) for r in rows]
+
+    def expire_reservations(self, now: float) -> list[Reservation]:
+        """Drop the reservations that have expired, in one statement."""
+        rows = self._sessions.run(lambda tx: tx.query(
+            "DELETE FROM reservations WHERE expires_at <= %s RETURNING data::text", (now,)))
+        gone = [Reservation.model_validate_json(r[0]) for r in rows]
+        return sorted(gone, key=lambda r: (r.created_at, r.reservation_id))
+
+    # -- workflows and runs ----------------------------------------------------------------
+    def put_workflow(self, workflow: WorkflowDefinition) -> None:
+        """Insert or replace a workflow definition."""
+        self._sessions.run(lambda tx: tx.query(
+            "INSERT INTO workflows (workflow_id, data) VALUES (%s, %s::jsonb) "
+            "ON CONFLICT (workflow_id) DO UPDATE SET data = excluded.data",
+            (workflow.workflow_id, workflow.model_dump_json())))
+
+    def get_workflow(self, workflow_id: str) -> WorkflowDefinition | None:
+        """Return a workflow definition."""
+        validate_id(workflow_id, "workflow_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT data::text FROM workflows WHERE workflow_id = %s", (workflow_id,)))
+        return WorkflowDefinition.model_validate_json(rows[0][0]) if rows else None
+
+    def list_workflows(self) -> list[WorkflowDefinition]:
+        """All workflow definitions."""
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT data::text FROM workflows ORDER BY workflow_id"))
+        return [WorkflowDefinition.model_validate_json(r[0]) for r in rows]
+
+    def delete_workflow(self, workflow_id: str) -> bool:
+        """Remove a workflow definition (its runs are kept)."""
+        validate_id(workflow_id, "workflow_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "DELETE FROM workflows WHERE workflow_id = %s RETURNING 1", (workflow_id,)))
+        return bool(rows)
+
+    def put_snapshot(self, snapshot_id: str, document: str) -> None:
+        """Keep a document; an existing ID keeps its first document."""
+        validate_id(snapshot_id, "snapshot_id")
+        self._sessions.run(lambda tx: tx.query(
+            "INSERT INTO snapshots (snapshot_id, data) VALUES (%s, %s) "
+            "ON CONFLICT (snapshot_id) DO NOTHING", (snapshot_id, document)))
+
+    def get_snapshot(self, snapshot_id: str) -> str | None:
+        """A stored document, exactly as it was stored."""
+        validate_id(snapshot_id, "snapshot_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT data FROM snapshots WHERE snapshot_id = %s", (snapshot_id,)))
+        return str(rows[0][0]) if rows else None
+
+    @staticmethod
+    def _run_params(run: RunRecord) -> tuple[Any, ...]:
+        return (run.run_id, run.workflow_id, run.status.value, run.created_at,
+                run.cancel_requested, run.model_dump_json())
+
+    def create_run(self, run: RunRecord) -> None:
+        """Insert a new run; :class:`StoreError` if its id is taken."""
+        rows = self._sessions.run(lambda tx: tx.query(
+            "INSERT INTO runs (run_id, workflow_id, status, created_at, cancel_requested, data) "
+            "VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (run_id) DO NOTHING RETURNING 1",
+            self._run_params(run)))
+        if not rows:
+            raise StoreError(f"run {run.run_id!r} exists already")
+
+    def cancel_requested(self, run_id: str) -> bool | None:
+        """Whether a cancel was requested, from its own column (the data is not read)."""
+        validate_id(run_id, "run_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT cancel_requested FROM runs WHERE run_id = %s", (run_id,)))
+        return bool(rows[0][0]) if rows else None
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return a run."""
+        validate_id(run_id, "run_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT data::text FROM runs WHERE run_id = %s", (run_id,)))
+        return RunRecord.model_validate_json(rows[0][0]) if rows else None
+
+    def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
+        """Apply allowed changes with the run's row locked (two round trips)."""
+        validate_id(run_id, "run_id")
+
+        def work(tx: Transaction) -> RunRecord | None:
+            rows = tx.query("SELECT data::text FROM runs WHERE run_id = %s FOR UPDATE",
+                            (run_id,), begin=True)
+            if not rows:
+                tx.finish()
+                return None
+            run = apply_changes(RunRecord.model_validate_json(rows[0][0]), changes,
+                                RUN_MUTABLE_FIELDS)
+            tx.query("UPDATE runs SET status = %s, cancel_requested = %s, data = %s::jsonb "
+                     "WHERE run_id = %s",
+                     (run.status.value, run.cancel_requested, run.model_dump_json(), run_id),
+                     commit=True)
+            return run
+
+        return self._sessions.run(work)
+
+    def list_runs(
+        self, workflow_id: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        """Runs, oldest first."""
+        if workflow_id is not None:
+            validate_id(workflow_id, "workflow_id")
+        where, params = _where({"workflow_id": workflow_id, "status": status})
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"SELECT data::text FROM runs{where} ORDER BY created_at, run_id",  # noqa: S608
+            params))
+        return [RunRecord.model_validate_json(r[0]) for r in rows]
+
+    def put_task_states(self, states: Sequence[TaskState]) -> None:
+        """Upsert many task states in one statement (group commit)."""
+        if states:
+            self._sessions.run(lambda tx: tx.query(_PUT_STATES, _states_params(states)))
+
+    def write_batch(self, states: Sequence[TaskState], audit: Sequence[AuditRecord],
+                    events: Sequence[Event]) -> None:
+        """Task states, audit records and events in one transaction and one round trip."""
+        statements: list[str] = []
+        params: list[Any] = []
+        if audit or events:
+            statements.append(_LOG_LOCK)
+        if states:
+            statements.append(_PUT_STATES)
+            params.extend(_states_params(states))
+        if audit:
+            statements.append(_APPEND_AUDIT)
+            params.extend(_audit_params(audit))
+        if events:
+            statements.append(_PUBLISH_EVENTS)
+            params.extend(_event_params(events))
+        if statements:
+            self._sessions.run(lambda tx: tx.query("; ".join(statements), params))
+
+    def get_task_states(self, run_id: str) -> list[TaskState]:
+        """Task states of a run, by task_id."""
+        validate_id(run_id, "run_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT data::text FROM task_states WHERE run_id = %s ORDER BY task_id", (run_id,)))
+        return [TaskState.model_validate_json(r[0]) for r in rows]
+
+    # -- handoffs ------------------------------------------------------------------------
+    def put_handoff(self, handoff: HandoffRecord, context: Mapping[str, Any] | None) -> None:
+        """Insert or replace a handoff and its context."""
+        blob = None if context is None else json.dumps(dict(context))
+        self._sessions.run(lambda tx: tx.query(
+            "INSERT INTO handoffs (handoff_id, workflow_id, created_at, data, context) "
+            "VALUES (%s, %s, %s, %s::jsonb, %s::jsonb) ON CONFLICT (handoff_id) DO UPDATE SET "
+            "workflow_id = excluded.workflow_id, created_at = excluded.created_at, "
+            "data = excluded.data, context = excluded.context",
+            (handoff.handoff_id, handoff.workflow_id, handoff.created_at,
+             handoff.model_dump_json(), blob)))
+
+    def get_handoff(self, handoff_id: str) -> HandoffRecord | None:
+        """Return a handoff."""
+        validate_id(handoff_id, "handoff_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT data::text FROM handoffs WHERE handoff_id = %s", (handoff_id,)))
+        return HandoffRecord.model_validate_json(rows[0][0]) if rows else None
+
+    def update_handoff(self, handoff_id: str, changes: Mapping[str, Any]) -> HandoffRecord | None:
+        """Apply allowed changes with the handoff's row locked (two round trips)."""
+        validate_id(handoff_id, "handoff_id")
+
+        def work(tx: Transaction) -> HandoffRecord | None:
+            rows = tx.query("SELECT data::text FROM handoffs WHERE handoff_id = %s FOR UPDATE",
+                            (handoff_id,), begin=True)
+            if not rows:
+                tx.finish()
+                return None
+            handoff = apply_changes(HandoffRecord.model_validate_json(rows[0][0]), changes,
+                                    HANDOFF_MUTABLE_FIELDS)
+            tx.query("UPDATE handoffs SET data = %s::jsonb WHERE handoff_id = %s",
+                     (handoff.model_dump_json(), handoff_id), commit=True)
+            return handoff
+
+        return self._sessions.run(work)
+
+    def get_handoff_context(self, handoff_id: str) -> dict[str, Any] | None:
+        """Return the context stored with a handoff."""
+        validate_id(handoff_id, "handoff_id")
+        rows = self._sessions.run(lambda tx: tx.query(
+            "SELECT context::text FROM handoffs WHERE handoff_id = %s", (handoff_id,)))
+        if not rows or rows[0][0] is None:
+            return None
+        context: dict[str, Any] = json.loads(rows[0][0])
+        return context
+
+    def list_handoffs(self, workflow_id: str | None = None) -> list[HandoffRecord]:
+        """Handoffs, oldest first."""
+        if workflow_id is not None:
+            validate_id(workflow_id, "workflow_id")
+        where, params = _where({"workflow_id": workflow_id})
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"SELECT data::text FROM handoffs{where} "  # noqa: S608
+            "ORDER BY created_at, handoff_id", params))
+        return [HandoffRecord.model_validate_json(r[0]) for r in rows]
+
+    # -- audit and events ------------------------------------------------------------------
+    def append_audit(self, records: Sequence[AuditRecord]) -> list[int]:
+        """Append audit records in one statement; their seqs increase in order."""
+        if not records:
+            return []
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"{_LOG_LOCK}; {_APPEND_AUDIT}", _audit_params(records)))
+        return sorted(int(r[0]) for r in rows)
+
+    def list_audit(
+        self,
+        workflow_id: str | None = None,
+        kind: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        """Audit records after ``after``, in seq order."""
+        if workflow_id is not None:
+            validate_id(workflow_id, "workflow_id")
+        rows = self._list_numbered(
+            "audit", {"workflow_id": workflow_id, "kind": kind}, after, limit)
+        return [AuditRecord.model_validate_json(r[0]) for r in rows]
+
+    def publish_events(self, events: Sequence[Event]) -> list[int]:
+        """Append events in one statement; their seqs increase in order."""
+        if not events:
+            return []
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"{_LOG_LOCK}; {_PUBLISH_EVENTS}", _event_params(events)))
+        return sorted(int(r[0]) for r in rows)
+
+    def list_events(
+        self, after: int = 0, kind: str | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Events after ``after``, in seq order."""
+        rows = self._list_numbered("events", {"kind": kind}, after, limit)
+        return [Event.model_validate_json(r[0]) for r in rows]
+
+    def _list_numbered(self, table: str, filters: Mapping[str, Any], after: int,
+                       limit: int) -> list[Row]:
+        """The records of ``table`` (a constant) after ``after``, with their seq, as JSON."""
+        where, params = _where({"seq >": after, **filters})
+        # A negative limit means no limit, as in SQLite (LIMIT NULL is LIMIT ALL).
+        bound = None if limit < 0 else limit
+        return self._sessions.run(lambda tx: tx.query(
+            f"SELECT (data || jsonb_build_object('seq', seq))::text FROM {table}{where} "  # noqa: S608
+            "ORDER BY seq LIMIT %s", [*params, bound]))
+
+
+def _states_params(states: Sequence[TaskState]) -> tuple[list[str], list[str], list[str]]:
+    latest = _latest_states(states)
+    return ([s.run_id for s in latest], [s.task_id for s in latest],
+            [s.model_dump_json() for s in latest])
+
+
+def _audit_params(records: Sequence[AuditRecord]) -> tuple[list[Any], ...]:
+    return ([r.kind for r in records], [r.workflow_id for r in records],
+            [r.created_at for r in records],
+            [r.model_dump_json(exclude={"seq"}) for r in records])
+
+
+def _one_audit(record: AuditRecord | None) -> tuple[Any, ...]:
+    """(kind, workflow_id, created_at, data) of an optional audit record, or NULLs."""
+    if record is None:
+        return (None, None, None, None)
+    return (record.kind, record.workflow_id, record.created_at,
+            record.model_dump_json(exclude={"seq"}))
+
+
+def _event_params(events: Sequence[Event]) -> tuple[list[Any], ...]:
+    return ([e.kind for e in events], [e.created_at for e in events],
+            [e.model_dump_json(exclude={"seq"}) for e in events])
+
+
+def open_postgres_store(url: str, settings: Settings | None = None) -> PostgresStore:
+    """Store factory for ``postgresql://`` and ``postgres://`` URLs."""
+    return PostgresStore(url, settings)

@@ -1,0 +1,409 @@
+"""What only the PostgreSQL backend promises, against a real server (``postgres_server``).
+
+The Store contract itself runs on PostgreSQL through ``store_backends.BACKENDS``; these
+tests cover schema migrations, the database-enforced audit trail, connection errors,
+pooling, fork safety and batches.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg2
+import pytest
+
+from devcrew_core.config import load_settings
+from devcrew_core.errors import ConfigError, DefinitionError, StoreError, UsageError
+from devcrew_core.stores import open_store
+from devcrew_core.stores.records import (
+    AgentRecord,
+    AuditRecord,
+    DelegationRecord,
+    HandoffRecord,
+    RunRecord,
+)
+from devcrew_postgres.migrations import migrations
+from devcrew_postgres.store import PostgresStore
+
+from postgres_server import PostgresServer
+
+pytestmark = pytest.mark.postgres
+
+MALICIOUS_IDS = ["a:b", "*", "'; DROP TABLE agents; --"]
+
+
+@pytest.fixture
+def schema(postgres_server: PostgresServer) -> str:
+    """A fresh, empty schema."""
+    return postgres_server.fresh_schema()
+
+
+@pytest.fixture
+def store(postgres_server: PostgresServer, schema: str) -> Iterator[PostgresStore]:
+    """A store confined to a fresh schema."""
+    with PostgresStore(postgres_server.url(schema=schema)) as opened:
+        yield opened
+
+
+def raw(server: PostgresServer, schema: str) -> Any:
+    """A plain psycopg2 connection as the store's own role (the tables' owner)."""
+    conn = psycopg2.connect(server.url(schema=schema))
+    conn.autocommit = True
+    return conn
+
+
+def agent(agent_id: str = "a1", max_tasks: int = 2) -> AgentRecord:
+    return AgentRecord(agent_id=agent_id, agent_type="Worker", capabilities=["python"],
+                       max_concurrent_tasks=max_tasks)
+
+
+# -- opening, URLs and errors -------------------------------------------------------------
+def test_opened_through_the_plugin_by_both_schemes(postgres_server: PostgresServer,
+                                                   schema: str) -> None:
+    url = postgres_server.url(schema=schema)
+    for scheme_url in (url, url.replace("postgresql://", "postgres://", 1)):
+        with open_store(scheme_url) as store:
+            assert isinstance(store, PostgresStore)
+            assert store.blocking is True and store.ping() is True
+
+
+def test_url_is_kept_with_the_password_masked(store: PostgresStore,
+                                              postgres_server: PostgresServer) -> None:
+    assert postgres_server.password not in store.url
+    assert "devcrew:********@" in store.url
+
+
+def test_password_from_settings_when_the_url_has_none(postgres_server: PostgresServer,
+                                                      schema: str) -> None:
+    url = postgres_server.url(schema=schema).replace(f":{postgres_server.password}@", "@")
+    settings = load_settings(environ={"POSTGRES_PASSWORD": postgres_server.password})
+    with PostgresStore(url, settings) as store:
+        assert store.ping()
+    with pytest.raises(StoreError, match="password"):
+        PostgresStore(url, load_settings(environ={}))
+
+
+def test_unreachable_server_is_a_store_error_with_the_password_masked() -> None:
+    secret = "s3cret-Pa55"
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://devcrew:{secret}@127.0.0.1:{port}/devcrew"
+    with pytest.raises(StoreError) as caught:
+        PostgresStore(url)
+    message = str(caught.value)
+    assert secret not in message
+    assert f"postgresql://devcrew:********@127.0.0.1:{port}/devcrew" in message
+    assert "is the server running" in message
+
+
+def test_wrong_password_is_a_clear_store_error(postgres_server: PostgresServer) -> None:
+    url = postgres_server.url(password="not-the-password")
+    with pytest.raises(StoreError, match="password authentication failed") as caught:
+        PostgresStore(url)
+    assert "not-the-password" not in str(caught.value)
+    assert postgres_server.password not in str(caught.value)
+    assert "check the user and password" in str(caught.value)
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://devcrew:se%ZZcret@127.0.0.1/devcrew",  # libpq quotes the bad token
+    "postgresql://devcrew:s3cret-Pa55@127.0.0.1/devcrew?bogus=1",
+    "postgresql://devcrew:s3cret-Pa55@[::1/devcrew",  # libpq quotes the whole URL
+])
+def test_a_malformed_url_is_a_config_error_without_the_password(url: str) -> None:
+    with pytest.raises(ConfigError, match="invalid PostgreSQL URL") as caught:
+        PostgresStore(url)
+    assert "cret" not in str(caught.value) and "********" in str(caught.value)
+
+
+def test_missing_database_is_a_clear_store_error(postgres_server: PostgresServer) -> None:
+    with pytest.raises(StoreError, match='database "nowhere" does not exist'):
+        PostgresStore(postgres_server.url(database="nowhere"))
+
+
+def test_a_search_path_without_a_schema_is_refused(postgres_server: PostgresServer) -> None:
+    with pytest.raises(StoreError, match="no schema"):
+        PostgresStore(postgres_server.url(schema="does_not_exist"))
+
+
+# -- identifiers ---------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", MALICIOUS_IDS)
+def test_malicious_ids_never_reach_a_query(store: PostgresStore, bad: str,
+                                           postgres_server: PostgresServer, schema: str) -> None:
+    store.put_agent(agent())
+    calls = [
+        lambda: store.get_agent(bad),
+        lambda: store.delete_agent(bad),
+        lambda: store.update_agent(bad, {"available": False}),
+        lambda: store.acquire_slot("a1", bad),
+        lambda: store.acquire_slot(bad, "t1"),
+        lambda: store.release_slot("a1", bad),
+        lambda: store.transfer_slots([("a1", "t1", bad)]),
+        lambda: store.list_agents(bad),
+        lambda: store.get_run(bad),
+        lambda: store.update_run(bad, {"status": "failed"}),
+        lambda: store.cancel_requested(bad),
+        lambda: store.get_task_states(bad),
+        lambda: store.get_handoff(bad),
+        lambda: store.get_reservation(bad),
+        lambda: store.release_allocation("a1", bad),
+        lambda: store.put_snapshot(bad, "{}"),
+        lambda: store.list_audit(workflow_id=bad),
+    ]
+    for call in calls:
+        with pytest.raises(DefinitionError, match="invalid ID"):
+            call()
+    with pytest.raises(ValueError, match="invalid ID"):
+        AgentRecord(agent_id=bad, agent_type="Worker", capabilities=[])
+    assert [a.agent_id for a in store.list_agents()] == ["a1"]
+    with raw(postgres_server, schema) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM agents")
+        assert cur.fetchone() == (1,)
+
+
+# -- schema and migrations -----------------------------------------------------------------
+def _open_when_told(url: str, go: Any, results: Any) -> None:
+    go.wait(30)
+    try:
+        with PostgresStore(url) as store:
+            store.put_agent(agent(f"a{multiprocessing.current_process().pid}"))
+        results.put("ok")
+    except Exception as exc:  # reported to the test, which fails with it
+        results.put(repr(exc))
+
+
+def test_processes_opening_a_fresh_schema_at_once_migrate_it_once(
+    postgres_server: PostgresServer, schema: str,
+) -> None:
+    url = postgres_server.url(schema=schema)
+    ctx = multiprocessing.get_context("spawn")
+    go, results = ctx.Event(), ctx.Queue()
+    workers = [ctx.Process(target=_open_when_told, args=(url, go, results)) for _ in range(4)]
+    for proc in workers:
+        proc.start()
+    go.set()
+    outcomes = [results.get(timeout=60) for _ in workers]
+    for proc in workers:
+        proc.join(timeout=30)
+    assert outcomes == ["ok"] * 4
+    expected = [number for number, _ in migrations()]
+    rows = postgres_server.execute(
+        f"SELECT version FROM {schema}.devcrew_schema_version ORDER BY version")
+    assert [r[0] for r in rows] == expected
+    with PostgresStore(url) as again:  # reopening applies nothing
+        assert len(again.list_agents()) == 4
+    rows = postgres_server.execute(f"SELECT count(*) FROM {schema}.devcrew_schema_version")
+    assert rows == [(len(expected),)]
+
+
+def test_newer_schema_is_refused_and_left_untouched(postgres_server: PostgresServer,
+                                                    schema: str) -> None:
+    url = postgres_server.url(schema=schema)
+    with PostgresStore(url) as store:
+        store.put_agent(agent())
+    postgres_server.execute(f"INSERT INTO {schema}.devcrew_schema_version (version) VALUES (999)")
+    with pytest.raises(StoreError, match="newer"):
+        PostgresStore(url)
+    assert postgres_server.execute(f"SELECT count(*) FROM {schema}.agents") == [(1,)]
+
+
+def test_json_columns_are_jsonb_and_capabilities_have_a_gin_index(
+    store: PostgresStore, postgres_server: PostgresServer, schema: str,
+) -> None:
+    types = dict(postgres_server.execute(
+        "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND column_name IN ('data', 'context')", (schema,)))
+    assert types.pop("snapshots.data") == "text"  # kept byte for byte: content-addressed
+    assert set(types.values()) == {"jsonb"} and len(types) >= 9
+    for i in range(50):
+        store.put_agent(AgentRecord(agent_id=f"a{i}", agent_type="Worker",
+                                    capabilities=["python", f"skill-{i % 5}"]))
+    with raw(postgres_server, schema) as conn, conn.cursor() as cur:
+        cur.execute("ANALYZE agents")
+        cur.execute("SET enable_seqscan = off")  # tiny tables: ask whether the index can
+        cur.execute("EXPLAIN SELECT data FROM agents WHERE capabilities @> %s::text[]",
+                    (["python", "skill-3"],))
+        plan = "\n".join(r[0] for r in cur.fetchall())
+    assert "agents_by_capability" in plan
+    assert [a.agent_id for a in store.find_agents(["skill-3", "python"])] == [
+        "a13", "a18", "a23", "a28", "a3", "a33", "a38", "a43", "a48", "a8"]
+
+
+# -- the audit trail -------------------------------------------------------------------------
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit SET kind = 'forged'",
+    "DELETE FROM audit",
+    "TRUNCATE audit",
+    "UPDATE audit SET data = '{}'::jsonb WHERE seq = 1",
+])
+def test_audit_rows_cannot_be_changed_even_by_raw_sql(
+    store: PostgresStore, postgres_server: PostgresServer, schema: str, statement: str,
+) -> None:
+    store.append_audit([AuditRecord(kind="delegation", subject_id="t1", data={"a": 1})])
+    with raw(postgres_server, schema) as conn, conn.cursor() as cur, \
+            pytest.raises(psycopg2.Error, match="append-only"):
+        cur.execute(statement)
+    assert [(r.kind, r.data) for r in store.list_audit()] == [("delegation", {"a": 1})]
+
+
+# -- transactions, pooling, processes ---------------------------------------------------------
+def test_a_batch_is_one_transaction(store: PostgresStore) -> None:
+    store.put_agent(agent(max_tasks=1))
+    with pytest.raises(RuntimeError), store.batch():
+        assert store.acquire_slot("a1", "t1").acquired
+        with store.batch():  # nested: joins the outer transaction
+            store.create_run(RunRecord(run_id="r1", workflow_id="wf"))
+        raise RuntimeError("undo")
+    got = store.get_agent("a1")
+    assert got is not None and got.current_load == 0
+    assert store.get_run("r1") is None
+    with store.batch():
+        store.acquire_slot("a1", "t1")
+        store.create_run(RunRecord(run_id="r1", workflow_id="wf"))
+    assert store.get_run("r1") is not None and store.acquire_slot("a1", "t2").acquired is False
+
+
+def test_a_batch_whose_statement_failed_says_it_was_not_committed(store: PostgresStore) -> None:
+    handoff = HandoffRecord(handoff_id="h1", workflow_id="wf", source_agent_id="a1",
+                            source_agent_type="Worker", target_agent_type="Worker")
+    with pytest.raises(StoreError, match="rolled back"), store.batch():
+        store.create_run(RunRecord(run_id="r1", workflow_id="wf"))
+        # JSONB cannot hold NUL characters: PostgreSQL refuses the statement, and the
+        # caller carries on as if nothing happened.
+        with pytest.raises(StoreError, match="unsupported Unicode escape"):
+            store.put_handoff(handoff, {"text": "a\x00b"})
+    assert store.get_run("r1") is None
+
+
+def test_a_delegation_racing_another_to_a_second_agent_gives_its_slot_back(
+    store: PostgresStore, postgres_server: PostgresServer, schema: str,
+) -> None:
+    store.put_agent(agent("a1"))
+    store.put_agent(agent("a2"))
+    first = raw(postgres_server, schema)
+    record = DelegationRecord(task_id="t1", agent_id="a1", agent_type="Worker", task_type="x")
+    with first.cursor() as cur:
+        # a1's delegation is made but not committed: the second one cannot see it yet.
+        cur.execute("BEGIN")
+        cur.execute("SELECT * FROM devcrew_delegate(%s, %s, 1.0, 'active', 1.0, %s::jsonb, "
+                    "NULL, NULL, NULL, NULL)", ("a1", "t1", record.model_dump_json()))
+        second: list[Any] = []
+        racer = threading.Thread(target=lambda: second.append(_delegate_or_error(
+            store, record.model_copy(update={"agent_id": "a2"}))))
+        racer.start()
+        racer.join(timeout=1)
+        assert racer.is_alive(), "the second delegation waits for the first to commit"
+        cur.execute("COMMIT")
+    racer.join(timeout=30)
+    first.close()
+    assert isinstance(second[0], UsageError) and "'a1'" in str(second[0])
+    loads = {a.agent_id: a.current_load for a in store.list_agents()}
+    assert loads == {"a1": 1, "a2": 0}, "a2's slot was given back"
+    got = store.get_delegation("t1")
+    assert got is not None and got.agent_id == "a1"
+
+
+def _delegate_or_error(store: PostgresStore, record: DelegationRecord) -> object:
+    try:
+        return store.delegate(record)
+    except UsageError as exc:
+        return exc
+
+
+def test_calls_wait_for_a_free_connection_instead_of_failing(
+    postgres_server: PostgresServer, schema: str,
+) -> None:
+    settings = load_settings(environ={"DEVCREW_POSTGRES_MAXCONN": "2"})
+    assert settings.postgres_maxconn == 2
+    with PostgresStore(postgres_server.url(schema=schema), settings) as store:
+        store.put_agent(agent(max_tasks=100))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda i: store.acquire_slot("a1", f"t{i}").acquired,
+                                    range(40)))
+        assert all(results)
+        connections = postgres_server.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'devcrew' "
+            "AND query NOT LIKE '%%pg_stat_activity%%'")
+        assert connections[0][0] <= 2
+
+
+def test_a_lost_connection_is_an_error_once_then_replaced(store: PostgresStore,
+                                                          postgres_server: PostgresServer) -> None:
+    assert store.ping()
+    postgres_server.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'devcrew'")
+    with pytest.raises(StoreError, match="PostgreSQL"):
+        store.ping()
+    assert store.ping()
+
+
+def _backend_pid(store: PostgresStore) -> int:
+    """The server process behind the connection a call of ``store`` gets."""
+    rows = store._sessions.run(lambda tx: tx.query("SELECT pg_backend_pid()"))
+    return int(rows[0][0])
+
+
+def _child_uses_the_store(store: PostgresStore, results: Any) -> None:
+    store.put_agent(agent("from-child"))
+    results.put((_backend_pid(store), sorted(a.agent_id for a in store.list_agents())))
+    # What a child exiting normally does to the store it inherited: close it, collect
+    # it. Neither may end the parent's sessions.
+    gc.collect()
+    store.close()
+
+
+def test_a_forked_child_opens_its_own_connections(store: PostgresStore) -> None:
+    store.put_agent(agent("from-parent"))
+    parent_backend = _backend_pid(store)  # the pool's one idle connection, shared by fork
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_child_uses_the_store, args=(store, results))
+    child.start()
+    child_backend, seen = results.get(timeout=30)
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    assert seen == ["from-child", "from-parent"]
+    assert child_backend != parent_backend
+    # The parent's connection survived the child: same session, still answering.
+    assert _backend_pid(store) == parent_backend
+    assert len(store.list_agents()) == 2
+
+
+def test_close_is_idempotent_and_final(postgres_server: PostgresServer, schema: str) -> None:
+    store = PostgresStore(postgres_server.url(schema=schema))
+    store.close()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.ping()
+
+
+def test_concurrent_appends_keep_seq_order_equal_to_commit_order(store: PostgresStore) -> None:
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        after = 0
+        while not stop.is_set():
+            for record in store.list_audit(after=after):
+                assert record.seq is not None and record.seq > after
+                seen.append(record.seq)
+                after = record.seq
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda i: store.append_audit([AuditRecord(kind="k", subject_id=str(i))]),
+                      range(200)))
+    stop.set()
+    poller.join()
+    seen.extend(r.seq for r in store.list_audit(after=seen[-1] if seen else 0)
+                if r.seq is not None)
+    # A poller that only ever asks for rows after the last seq it saw missed none.
+    assert seen == sorted(seen) and len(seen) == 200
