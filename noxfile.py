@@ -33,6 +33,13 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks, reported as ratios against floors measured in the same run."""
+    """Benchmarks, reported as ratios against floors measured in the same run:
+    ``benchmarks.engine``, ``benchmarks.delegation`` (which starts its own
+    ``redis-server`` and skips redis, saying why, when it is not installed) and
+    ``benchmarks.allocation`` (which also starts a PostgreSQL cluster, skipped likewise),
+    each in a fresh process so one cannot skew the other (``python -m benchmarks`` runs
+    them all in one). ``nox -s bench -- --quick`` for smaller sizes."""
     session.install("-e", ".[all,test]")
-    session.run("python", "-m", "benchmarks", *session.posargs)
+    session.run("python", "-m", "benchmarks.engine", *session.posargs)
+    session.run("python", "-m", "benchmarks.delegation", *session.posargs)
+    session.run("python", "-m", "benchmarks.allocation", *session.posargs)

@@ -1,7 +1,12 @@
-"""``python -m benchmarks``: run every benchmark module and print one JSON line per case.
+"""``python -m benchmarks [--quick]``: run every benchmark module and print one JSON line
+per case.
 
-The engine, delegation and allocation benchmarks arrive with the issues that build
-those services; until then there is nothing to measure and this says so.
+A benchmark is a ``benchmarks.<name>`` module that defines ``main()``, which reads its
+options (``--quick``) from the command line: ``allocation`` (allocate + release pairs/s
+with 1, 4 and 8 clients on each store), ``engine`` (workflow throughput and overhead)
+and ``delegation`` (find + delegate + complete latency on each store). Modules without
+``main()`` (``servers``, the helpers starting a ``redis-server`` and a PostgreSQL
+cluster) are not benchmarks and are skipped.
 """
 
 from __future__ import annotations
@@ -14,15 +19,17 @@ import benchmarks
 
 
 def main() -> int:
-    """Run each ``benchmarks.<name>`` module that defines ``main()``."""
+    """Run each ``benchmarks.<name>`` module that defines ``main()``, by name."""
     modules = pkgutil.iter_modules(benchmarks.__path__)
-    found = [m.name for m in modules if not m.name.startswith("_")]
-    if not found:
-        print("no benchmarks yet", file=sys.stderr)
-        return 0
-    for name in sorted(found):
+    ran = 0
+    for name in sorted(m.name for m in modules if not m.name.startswith("_")):
         module = importlib.import_module(f"benchmarks.{name}")
-        module.main()
+        run = getattr(module, "main", None)
+        if callable(run):
+            run()
+            ran += 1
+    if not ran:
+        print("no benchmarks found", file=sys.stderr)
     return 0
 
 

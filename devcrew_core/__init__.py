@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from devcrew_core.version import __version__
 
 if TYPE_CHECKING:  # the lazy exports below, for type checkers and IDEs
+    from devcrew_core.allocator import ResourceAllocator
     from devcrew_core.config import Settings, load_settings
     from devcrew_core.delegation import DelegationManager
     from devcrew_core.engine.run import FailurePolicy
@@ -78,6 +79,7 @@ _LAZY: dict[str, str] = {
     "TaskOrchestrator": "devcrew_core.orchestrator",
     "WorkflowEngine": "devcrew_core.orchestrator",
     "DelegationManager": "devcrew_core.delegation",
+    "ResourceAllocator": "devcrew_core.allocator",
     "FailurePolicy": "devcrew_core.engine.run",
     "TaskCall": "devcrew_core.runners",
 }
@@ -128,6 +130,7 @@ __all__ = [
     "Objective",
     "PluginError",
     "Priority",
+    "ResourceAllocator",
     "ResourceLimits",
     "ResourceUsage",
     "RetryBackoff",

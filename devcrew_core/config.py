@@ -88,6 +88,10 @@ class Settings(DevcrewModel):
     workflow_timeout_default: float = Field(default=7200, gt=0)
     default_cpu_cores: float = Field(default=2, ge=0)
     default_memory_mb: float = Field(default=2048, ge=0)
+    #: A waiting resource request gains one priority level per this many seconds.
+    resource_aging_seconds: float = Field(default=30, gt=0)
+    #: How often allocators remove expired reservations (they never count anyway).
+    reservation_cleanup_interval: float = Field(default=5, gt=0)
     default_max_concurrent_tasks: int = Field(default=3, ge=1)
     executor: str = "local"
     scorer: str = "default"

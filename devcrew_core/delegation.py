@@ -179,7 +179,7 @@ class DelegationManager(_EngineFace):
     def find_best_agent(self, task_request: TaskRequest) -> AgentMatch | None:
         """The best eligible agent with a free slot, or None."""
         matcher = self.engine.matcher
-        ranked = matcher.rank(task_request, matcher.eligible(task_request))
+        ranked = matcher.rank(task_request, matcher.eligible(task_request), limit=1)
         return ranked[0] if ranked else None
 
     def delegate_task(
@@ -194,19 +194,21 @@ class DelegationManager(_EngineFace):
         """
         matcher = self.engine.matcher
         tried: list[str] = []
-        wanted = agent_match
+        if agent_match is not None:
+            # The common case: the caller's choice is still eligible and has room. Score
+            # just that agent instead of ranking every eligible one again.
+            agent = next((a for a in matcher.eligible(task_request)
+                          if a.agent_id == agent_match.agent_id), None)
+            current = None if agent is None else matcher.match_for(task_request, agent)
+            if current is not None:
+                outcome = self._delegate_to(task_request, current, tried)
+                if outcome is not None:
+                    return outcome
+            tried.append(agent_match.agent_id)  # full or no longer eligible: fail over
         for _ in range(2):  # a second pass with a fresh registry view
             eligible = {a.agent_id: a for a in matcher.eligible(task_request)}
             candidates = [m for m in matcher.rank(task_request, list(eligible.values()))
                           if m.agent_id not in tried]
-            if wanted is not None:
-                # The caller's choice first (with current figures), then the others.
-                first = next((m for m in candidates if m.agent_id == wanted.agent_id), None)
-                if first is not None:
-                    candidates = [first] + [m for m in candidates if m is not first]
-                elif wanted.agent_id not in tried:
-                    tried.append(wanted.agent_id)  # full or no longer eligible: fail over
-                wanted = None
             for match in candidates:
                 outcome = self._delegate_to(task_request, match, tried)
                 if outcome is not None:

@@ -45,6 +45,8 @@ class _EngineFace:
         settings: Settings | None = None,
         engine: Engine | None = None,
     ) -> None:
+        # A face closes only an engine it built: a shared one belongs to its creator.
+        self._owns_engine = engine is None
         if engine is not None:
             self.engine = engine
         else:
@@ -80,8 +82,10 @@ class _EngineFace:
         return True
 
     def close(self) -> None:
-        """Release the stores."""
-        self.engine.close()
+        """Release the stores (of an engine this face built; a shared engine stays
+        open)."""
+        if self._owns_engine:
+            self.engine.close()
 
     def __enter__(self) -> Any:
         return self

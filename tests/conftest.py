@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +65,20 @@ def shared_store_and_url(
         yield store, url
     finally:
         store.close()
+
+
+@pytest.fixture
+def devcrew(tmp_path: Path) -> Any:
+    """Run ``devcrew`` as a separate process with its own DEVCREW_HOME; ``ok=True``
+    asserts exit code 0."""
+    env = {**os.environ, "DEVCREW_HOME": str(tmp_path / "home")}
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "devcrew_core", *args],
+                              capture_output=True, text=True, timeout=120, env=env,
+                              check=False)
+        if ok:
+            assert done.returncode == 0, done.stderr
+        return done
+
+    return run

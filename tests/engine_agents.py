@@ -93,3 +93,18 @@ def sees_own_slot(call: Any) -> dict[str, Any]:
         return {"seen": False}
     finally:
         store.close()
+
+
+def grab_more(call: Any) -> dict[str, Any]:
+    """Holding its own allocation, wait for more on ``input.agent`` (as the same task,
+    so the wait-for graph links them); release it again and say whether it got it."""
+    from devcrew_core import Priority, ResourceAllocator
+    from devcrew_core.engine.run import slot_key
+
+    key = slot_key(call.run_id, call.task_id)
+    with ResourceAllocator(state_url=call.input["state_url"]) as allocator:
+        got = allocator.allocate_or_wait(call.input["agent"], key, 1, 1, Priority.HIGH,
+                                         timeout=30, preempt=False)
+        if got is not None:
+            allocator.release(call.input["agent"], key)
+    return {"got": got is not None}

@@ -4,28 +4,10 @@ one embedded store (DEVCREW_HOME), with the spec's options and output formats.""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-@pytest.fixture
-def devcrew(tmp_path: Path) -> Any:
-    env = {**os.environ, "DEVCREW_HOME": str(tmp_path / "home")}
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "devcrew_core", *args],
-                              capture_output=True, text=True, timeout=120, env=env,
-                              check=False)
-        if ok:
-            assert done.returncode == 0, done.stderr
-        return done
-
-    return run
 
 
 def as_json(done: subprocess.CompletedProcess[str]) -> Any:

@@ -733,3 +733,44 @@ def test_export_of_a_python_task_whose_retry_disagrees_with_its_policy() -> None
 def test_read_document_reads_plain_data(tmp_path: Path) -> None:
     assert read_document(write(tmp_path, "a: [1, 2]\n")) == {"a": [1, 2]}
     assert read_document(write(tmp_path, '{"a": [1, 2]}', "a.json")) == {"a": [1, 2]}
+
+
+RESOURCE_YAML = """
+workflow:
+  id: heavy
+  tasks:
+    - task_id: train
+      agent_type: ML-Engineer
+      priority: high
+      resources: {cpu_cores: 4, memory_mb: 8192, preemptable: false}
+    - task_id: light
+      agent_type: ML-Engineer
+      resources: {memory_mb: 64}
+"""
+
+
+def test_task_resources_load_and_export(tmp_path: Path) -> None:
+    definition = load_definition(write(tmp_path, RESOURCE_YAML))
+    train, light = definition.workflow.tasks
+    assert train.resources is not None and light.resources is not None
+    assert (train.resources.cpu_cores, train.resources.memory_mb) == (4, 8192)
+    assert train.resources.preemptable is False
+    assert light.resources.cpu_cores is None  # filled from default_cpu_cores at run time
+    document = workflow_to_document(definition.workflow)
+    assert document["workflow"]["tasks"][0]["resources"] == {
+        "cpu_cores": 4, "memory_mb": 8192, "preemptable": False}
+    assert load_definition(write(tmp_path, yaml.safe_dump(document), "again.yaml")) \
+        .workflow == definition.workflow
+
+
+@pytest.mark.parametrize("resources, field", [
+    ("{cpu_cores: -1}", "workflow.tasks[0].resources.cpu_cores"),
+    ("{gpus: 2}", "workflow.tasks[0].resources.gpus"),
+    ("4", "workflow.tasks[0].resources"),
+])
+def test_bad_task_resources_name_file_field_and_value(tmp_path: Path, resources: str,
+                                                     field: str) -> None:
+    text = f"workflow:\n  id: w\n  tasks:\n    - task_id: t\n      agent_type: A\n" \
+           f"      resources: {resources}\n"
+    message = load_error(write(tmp_path, text))
+    assert "wf.yaml" in message and field in message

@@ -2,9 +2,10 @@
 server address and the agents' runners changed.
 
 The examples are verbatim copies of the product spec's code blocks
-(``tests/data/spec_examples``). The spec imports from ``task_orchestrator`` and
-``delegation_manager``; devcrew exports the same names from ``devcrew_core``. The spec's
-agents never run, so each ``register_agent(agent_id=...)`` gains a ``runner`` argument.
+(``tests/data/spec_examples``). The spec imports from ``task_orchestrator``,
+``delegation_manager`` and ``resource_allocator``; devcrew exports the same names from
+``devcrew_core``. The spec's agents never run, so each ``register_agent(agent_id=...)``
+gains a ``runner`` argument.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ RUNNER = "engine_agents:work"
 def adapted(name: str, redis_url: str) -> str:
     """The example's source with only the imports, address and runners changed."""
     source = (EXAMPLES / name).read_text()
-    source = re.sub(r"from (task_orchestrator|delegation_manager) import",
+    source = re.sub(r"from (task_orchestrator|delegation_manager|resource_allocator) import",
                     "from devcrew_core import", source)
     assert "redis://localhost:6379" in source
     source = source.replace('"redis://localhost:6379"', repr(redis_url))
@@ -118,3 +119,22 @@ def test_register_and_manage_agents_then_delegate_tasks(
     out = capsys.readouterr().out
     assert "Agent Load: 0/2" in out and "Best Match: ml-specialist-001" in out
     assert "Task delegated to: ml-specialist-001" in out
+
+
+def test_resource_management(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    ns = run_example("resource_management.txt", redis_url)
+    try:
+        allocator = ns["allocator"]
+        assert ns["allocation_result"]["cpu_allocated"] == 2.0
+        assert ns["reservation"]["reservation_id"].startswith("rsv-")
+        # The release happened; the reservation holds 4 cores and 8 GB for its task.
+        usage = allocator.get_agent_usage("data-processor-001")
+        assert usage.cpu_used == 0 and usage.active_tasks == 0
+        [held] = allocator.list_reservations("data-processor-001")
+        assert held["task_id"] == "future-task-001" and held["cpu_cores"] == 4.0
+    finally:
+        close_all(ns)
+    out = capsys.readouterr().out
+    assert "✓ Resources allocated" in out and "CPU: 2.0 cores" in out
+    assert "CPU Usage: 2.0/8.0 cores (25.0%)" in out and "Active Tasks: 1/4" in out
+    assert "Reservation created: rsv-" in out

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from devcrew_core.errors import DefinitionError, NotFoundError, StoreError, UsageError
-from devcrew_core.models import ResourceLimits
+from devcrew_core.models import Priority, ResourceLimits
 from devcrew_core.stores.base import Store
 from devcrew_core.stores.records import (
     AgentRecord,
@@ -22,6 +22,7 @@ from devcrew_core.stores.records import (
     RunStatus,
     TaskState,
     TaskStatus,
+    WaitRecord,
     WorkflowDefinition,
 )
 
@@ -185,6 +186,90 @@ def test_agent_without_limits_is_unbounded(store: Store) -> None:
 def test_allocate_unknown_agent(store: Store) -> None:
     with pytest.raises(NotFoundError):
         store.allocate(alloc("t1", 1, 1), time.time())
+
+
+def test_an_allocation_holds_its_task_slot(store: Store) -> None:
+    store.put_agent(agent(max_tasks=1, limits=LIMITED))
+    now = time.time()
+    first = store.allocate(alloc("t1", 1, 100), now)
+    assert first is not None and first.holds_slot
+    a1 = store.get_agent("a1")
+    assert a1 is not None and a1.current_load == 1 and a1.running_tasks == ["t1"]
+    assert store.allocate(alloc("t2", 1, 100), now) is None, "no free slot"
+    released = store.release_allocation("a1", "t1")
+    assert released is not None and released.holds_slot
+    a1 = store.get_agent("a1")
+    assert a1 is not None and a1.current_load == 0
+    assert store.allocate(alloc("t2", 1, 100), now) is not None
+
+
+def test_an_allocation_for_a_task_holding_its_slot_leaves_the_slot_alone(
+        store: Store) -> None:
+    store.put_agent(agent(max_tasks=1, limits=LIMITED))
+    assert store.acquire_slot("a1", "t1").acquired
+    got = store.allocate(alloc("t1", 1, 100), time.time())
+    assert got is not None and not got.holds_slot
+    store.release_allocation("a1", "t1")
+    a1 = store.get_agent("a1")
+    assert a1 is not None and a1.running_tasks == ["t1"], "the holder frees its own slot"
+
+
+def test_changing_limits_keeps_allocations(store: Store) -> None:
+    store.put_agent(agent(limits=LIMITED))
+    now = time.time()
+    store.allocate(alloc("t1", 3, 500), now)
+    store.put_agent(agent(limits=ResourceLimits(cpu_cores=2, memory_mb=1000)))
+    assert [a.task_id for a in store.list_allocations("a1")] == ["t1"]
+    a1 = store.get_agent("a1")
+    assert a1 is not None and a1.current_load == 1
+    assert store.allocate(alloc("t2", 1, 1), now) is None, "over the new limit already"
+
+
+def test_preempt_and_allocate_is_all_or_nothing(store: Store) -> None:
+    store.put_agent(agent(max_tasks=3, limits=LIMITED))
+    now = time.time()
+    store.allocate(alloc("low1", 2, 100, priority=Priority.LOW), now)
+    store.allocate(alloc("low2", 1, 100, priority=Priority.LOW), now)
+    store.allocate(alloc("mid", 1, 100, priority=Priority.MEDIUM), now)
+    urgent = alloc("urgent", 3, 100, priority=Priority.CRITICAL)
+    assert store.allocate(urgent, now) is None
+    # Not enough freed: nothing happens.
+    assert store.preempt_and_allocate(urgent, ["low2"], now) is None
+    # A victim that is gone: nothing happens.
+    assert store.preempt_and_allocate(urgent, ["low1", "nope"], now) is None
+    assert sorted(a.task_id for a in store.list_allocations("a1")) == ["low1", "low2", "mid"]
+    got = store.preempt_and_allocate(urgent, ["low1", "low2"], now)
+    assert got is not None and got.holds_slot
+    assert sorted(a.task_id for a in store.list_allocations("a1")) == ["mid", "urgent"]
+    a1 = store.get_agent("a1")
+    assert a1 is not None and sorted(a1.running_tasks) == ["mid", "urgent"]
+
+
+def test_preemption_also_frees_the_slot_it_needs(store: Store) -> None:
+    store.put_agent(agent(max_tasks=1, limits=LIMITED))
+    now = time.time()
+    store.allocate(alloc("low", 1, 100, priority=Priority.LOW), now)
+    high = alloc("high", 1, 100, priority=Priority.HIGH)
+    assert store.allocate(high, now) is None, "the only slot is taken"
+    got = store.preempt_and_allocate(high, ["low"], now)
+    assert got is not None
+    a1 = store.get_agent("a1")
+    assert a1 is not None and a1.running_tasks == ["high"]
+
+
+def test_waits_are_recorded_per_agent_and_task(store: Store) -> None:
+    store.put_wait(WaitRecord(agent_id="a1", task_id="t1", cpu_cores=1, since=2.0))
+    store.put_wait(WaitRecord(agent_id="a2", task_id="t2", priority=Priority.HIGH, since=1.0))
+    store.put_wait(WaitRecord(agent_id="a1", task_id="t1", cpu_cores=2, since=3.0))  # refresh
+    waits = store.list_waits()
+    assert [(w.agent_id, w.task_id) for w in waits] == [("a2", "t2"), ("a1", "t1")]
+    assert waits[1].cpu_cores == 2 and waits[0].priority is Priority.HIGH
+    assert [w.task_id for w in store.list_waits("a1")] == ["t1"]
+    assert store.delete_wait("a1", "t1") is True
+    assert store.delete_wait("a1", "t1") is False
+    assert [w.task_id for w in store.list_waits()] == ["t2"]
+    with pytest.raises(DefinitionError):
+        store.put_wait(WaitRecord.model_construct(agent_id="a1", task_id="x:y", since=1.0))
 
 
 def test_reservation_holds_capacity_until_expiry(store: Store) -> None:

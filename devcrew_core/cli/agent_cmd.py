@@ -65,7 +65,7 @@ def register(ctx: click.Context, agent_id: str, agent_type: str, capabilities: s
             raise UsageError("--cpu-cores and --memory-mb go together (resource limits "
                              "need both)")
         limits = ResourceLimits(cpu_cores=cpu_cores, memory_mb=memory_mb, disk_mb=disk_mb,
-                                network_mbps=network_mbps)
+                                network_mbps=network_mbps, max_tasks=max_tasks)
     manager = delegation_manager(ctx)
     manager.register_agent(agent_id=agent_id, agent_type=agent_type,
                            capabilities=csv_list(capabilities), max_concurrent_tasks=max_tasks,

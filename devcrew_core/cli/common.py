@@ -11,7 +11,9 @@ import click
 from devcrew_core.cli.output import render
 
 
-def _face(ctx: click.Context, name: str, build: Any) -> Any:
+def cached_face(ctx: click.Context, name: str, build: Any) -> Any:
+    """One face of each kind per CLI invocation, built from the root options and closed
+    when the command ends."""
     root = ctx.find_root()
     if not isinstance(root.obj, dict):
         root.obj = {}
@@ -26,14 +28,14 @@ def orchestrator(ctx: click.Context) -> Any:
     """A :class:`TaskOrchestrator` configured from the root options (``--config``)."""
     from devcrew_core.orchestrator import TaskOrchestrator
 
-    return _face(ctx, "orchestrator", TaskOrchestrator)
+    return cached_face(ctx, "orchestrator", TaskOrchestrator)
 
 
 def delegation_manager(ctx: click.Context) -> Any:
     """A :class:`DelegationManager` configured from the root options (``--config``)."""
     from devcrew_core.delegation import DelegationManager
 
-    return _face(ctx, "delegation", DelegationManager)
+    return cached_face(ctx, "delegation", DelegationManager)
 
 
 def csv_list(value: str | None) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from devcrew_core.cli import agent_cmd, task_cmd  # noqa: F401 - they add subcommands
+from devcrew_core.cli import agent_cmd, resources_cmd, task_cmd  # noqa: F401 - add subcommands
 from devcrew_core.cli.config_cmd import config_group
 from devcrew_core.cli.groups import SPEC_GROUPS
 from devcrew_core.cli.plugins_cmd import plugins_command

@@ -465,6 +465,8 @@ def _task_to_document(task: Task) -> dict[str, Any]:
         doc["priority"] = task.priority.value
     if task.description:
         doc["description"] = task.description
+    if task.resources is not None:
+        doc["resources"] = _dump(task.resources)
     return doc
 
 

@@ -26,6 +26,7 @@ from devcrew_core.config import Settings, load_settings
 from devcrew_core.engine.dag import validate_dag
 from devcrew_core.engine.matching import AgentMatcher
 from devcrew_core.engine.report import run_document
+from devcrew_core.engine.resources import ResourceDefaults
 from devcrew_core.engine.run import FailurePolicy, RunOptions, WorkflowRun, slot_key
 from devcrew_core.errors import DefinitionError, NotFoundError, StoreError, UsageError
 from devcrew_core.ids import validate_id
@@ -247,7 +248,11 @@ class Engine:
     def default_options(self, **changes: Any) -> RunOptions:
         """Run options from the settings, with ``changes`` applied."""
         base = RunOptions(task_timeout=self.settings.task_timeout_default,
-                          workflow_timeout=self.settings.workflow_timeout_default)
+                          workflow_timeout=self.settings.workflow_timeout_default,
+                          resources=ResourceDefaults(
+                              cpu_cores=self.settings.default_cpu_cores,
+                              memory_mb=self.settings.default_memory_mb,
+                              aging_seconds=self.settings.resource_aging_seconds))
         clean = {k: v for k, v in changes.items() if v is not None}
         return RunOptions(**{**base.__dict__, **clean})
 
@@ -356,7 +361,7 @@ class Engine:
         return updated
 
     def _free_slots_of(self, run: RunRecord) -> None:
-        """Free every load slot a dead process still holds for ``run``.
+        """Free every load slot, allocation and wait a dead process left for ``run``.
 
         Slot IDs are per run and task, so this cannot touch another run's slots. Every
         busy agent is asked, not only those named in task states: a slot taken (or
@@ -371,6 +376,12 @@ class Engine:
                          if key in keys]
         if held:
             self.state_store.release_slots(held)
+        for allocation in self.state_store.list_allocations():
+            if allocation.task_id in keys:
+                self.state_store.release_allocation(allocation.agent_id, allocation.task_id)
+        for wait in self.state_store.list_waits():
+            if wait.task_id in keys:
+                self.state_store.delete_wait(wait.agent_id, wait.task_id)
 
     def _looks_alive(self, run: RunRecord) -> bool:
         owner = run.data.get("owner") or {}

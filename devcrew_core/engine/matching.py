@@ -119,24 +119,39 @@ class AgentMatcher:
     def _load(self, agent: AgentRecord) -> int:
         return self._loads.get(agent.agent_id, agent.current_load)
 
-    def rank(self, request: TaskRequest, agents: Sequence[AgentRecord]) -> list[AgentMatch]:
-        """Score agents with free capacity, best first (ties: lower agent_id first)."""
-        matches = [
-            AgentMatch(
-                agent_id=agent.agent_id,
-                agent_type=agent.agent_type,
-                score=capability_fit(request.required_capabilities, agent),
-                effective_score=float(self.scorer.score(request, agent)),
-                matched_capabilities=list(request.required_capabilities),
-                current_load=agent.current_load,
-                max_load=agent.max_concurrent_tasks,
-                priority_weight=agent.priority_weight,
-            )
-            for agent in (self._with_tracked_load(a) for a in agents)
-            if agent.current_load < agent.max_concurrent_tasks
-        ]
-        matches.sort(key=lambda m: (-m.effective_score, m.agent_id))
-        return matches
+    def rank(self, request: TaskRequest, agents: Sequence[AgentRecord],
+             limit: int | None = None) -> list[AgentMatch]:
+        """Score agents with free capacity, best first (ties: lower agent_id first); with
+        ``limit``, only the best ``limit`` become :class:`AgentMatch` models (the hot
+        paths want the best one only)."""
+        rows = []
+        for agent in agents:
+            view = self._with_tracked_load(agent)
+            if view.current_load < view.max_concurrent_tasks:
+                rows.append((-float(self.scorer.score(request, view)), view.agent_id, view))
+        rows.sort(key=lambda row: (row[0], row[1]))
+        chosen = rows if limit is None else rows[:limit]
+        return [self._match(request, view, -negative) for negative, _, view in chosen]
+
+    def match_for(self, request: TaskRequest, agent: AgentRecord) -> AgentMatch | None:
+        """The match of one agent (with its tracked load), or None when it is full."""
+        view = self._with_tracked_load(agent)
+        if view.current_load >= view.max_concurrent_tasks:
+            return None
+        return self._match(request, view, float(self.scorer.score(request, view)))
+
+    @staticmethod
+    def _match(request: TaskRequest, agent: AgentRecord, effective: float) -> AgentMatch:
+        return AgentMatch(
+            agent_id=agent.agent_id,
+            agent_type=agent.agent_type,
+            score=capability_fit(request.required_capabilities, agent),
+            effective_score=effective,
+            matched_capabilities=list(request.required_capabilities),
+            current_load=agent.current_load,
+            max_load=agent.max_concurrent_tasks,
+            priority_weight=agent.priority_weight,
+        )
 
     def _with_tracked_load(self, agent: AgentRecord) -> AgentRecord:
         load = self._load(agent)

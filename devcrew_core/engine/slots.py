@@ -116,7 +116,7 @@ class SlotBatcher:
     def _hand_over(self, request: TaskRequest, agents: Sequence[AgentRecord],
                    spare: dict[str, list[str]]) -> Claim | None:
         """Give ``request`` a queued-for-release slot on the agent it ranks best."""
-        ranked = self.matcher.rank(request, agents)
+        ranked = self.matcher.rank(request, agents, limit=1)
         if not ranked or not spare.get(ranked[0].agent_id):
             return None
         best = ranked[0]
@@ -215,7 +215,7 @@ class SlotBatcher:
             for index in todo:
                 request, agents = wanted[index]
                 choices = [a for a in agents if a.agent_id not in full]
-                ranked = self.matcher.rank(request, choices)
+                ranked = self.matcher.rank(request, choices, limit=1)
                 if not ranked:
                     continue  # every eligible agent is full: None
                 best = ranked[0]

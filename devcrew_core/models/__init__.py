@@ -12,6 +12,7 @@ from devcrew_core.models.workflow import (
     RetryPolicy,
     Task,
     TaskPriority,
+    TaskResources,
     Workflow,
 )
 
@@ -33,5 +34,6 @@ __all__ = [
     "Task",
     "TaskPriority",
     "TaskRequest",
+    "TaskResources",
     "Workflow",
 ]

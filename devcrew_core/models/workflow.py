@@ -64,6 +64,18 @@ class RetryPolicy(DevcrewModel):
         return float(min(delay, self.max_delay))
 
 
+class TaskResources(DevcrewModel):
+    """What one attempt of a task needs on its agent. ``cpu_cores`` and ``memory_mb``
+    left out come from the ``default_cpu_cores`` / ``default_memory_mb`` settings."""
+
+    cpu_cores: float | None = Field(default=None, ge=0)
+    memory_mb: float | None = Field(default=None, ge=0)
+    disk_mb: float = Field(default=0.0, ge=0)
+    network_mbps: float = Field(default=0.0, ge=0)
+    #: Whether a higher-priority request may preempt this task (it is then re-run).
+    preemptable: bool = True
+
+
 class Task(DevcrewModel):
     """One unit of work in a workflow, for an agent of ``agent_type``.
 
@@ -82,6 +94,8 @@ class Task(DevcrewModel):
     retry_policy: RetryPolicy | None = None
     priority: TaskPriority = TaskPriority.MEDIUM
     description: str = ""
+    #: Resources allocated on the agent for each attempt (none: no allocation).
+    resources: TaskResources | None = None
 
     @property
     def max_retries(self) -> int:

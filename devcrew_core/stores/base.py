@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from devcrew_core.errors import DefinitionError, UsageError
+from devcrew_core.models.resources import ResourceLimits
 from devcrew_core.stores.records import (
     AgentRecord,
     Allocation,
@@ -30,6 +31,7 @@ from devcrew_core.stores.records import (
     RunRecord,
     SlotResult,
     TaskState,
+    WaitRecord,
     WorkflowDefinition,
 )
 
@@ -84,8 +86,12 @@ def fits(limits: ResourceAmounts, used: ResourceAmounts, request: ResourceAmount
 
 def limits_of(agent: AgentRecord) -> ResourceAmounts:
     """The resource ceiling of ``agent``; an agent without limits is unlimited."""
+    return ceiling(agent.resource_limits)
+
+
+def ceiling(lim: ResourceLimits | None) -> ResourceAmounts:
+    """The resource ceiling ``lim`` sets; no limits means unlimited."""
     inf = float("inf")
-    lim = agent.resource_limits
     if lim is None:
         return ResourceAmounts(cpu_cores=inf, memory_mb=inf, disk_mb=inf, network_mbps=inf)
     return ResourceAmounts(
@@ -246,19 +252,45 @@ class Store(abc.ABC):
     # -- resources -------------------------------------------------------------------
     @abc.abstractmethod
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
-        """Atomically record ``allocation`` if it fits the agent's limits.
+        """Atomically record ``allocation`` if it fits the agent's limits and the task
+        can hold a load slot there.
 
         Capacity is limits minus existing allocations minus unexpired reservations. If
         ``allocation.reservation_id`` names a live reservation on the same agent, that
         reservation is redeemed in the same step (its capacity becomes the allocation's).
-        An existing allocation for the same (agent, task) is returned unchanged.
+        The task's load slot is taken in the same step unless the task holds it already
+        (the stored allocation's ``holds_slot`` says which); an agent without a free slot
+        refuses. An existing allocation for the same (agent, task) is returned unchanged.
         Returns None when it does not fit; raises :class:`NotFoundError` for an unknown
         agent.
         """
 
     @abc.abstractmethod
+    def preempt_and_allocate(self, allocation: Allocation, victims: Sequence[str],
+                             now: float) -> Allocation | None:
+        """Atomically remove the allocations of the ``victims`` (task IDs on
+        ``allocation.agent_id``, freeing the slots they hold) and record ``allocation``
+        as :meth:`allocate` would, **only if** every victim still holds an allocation
+        there and, without them, ``allocation`` fits. Otherwise nothing changes and the
+        answer is None (the caller chose its victims from a view that is stale now)."""
+
+    @abc.abstractmethod
     def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
-        """Remove and return the allocation of ``task_id``; None if there was none."""
+        """Remove and return the allocation of ``task_id`` (freeing its load slot when
+        it ``holds_slot``); None if there was none."""
+
+    @abc.abstractmethod
+    def put_wait(self, wait: WaitRecord) -> None:
+        """Record (or refresh) that ``wait.task_id`` waits for capacity on
+        ``wait.agent_id``; one record per (agent, task)."""
+
+    @abc.abstractmethod
+    def delete_wait(self, agent_id: str, task_id: str) -> bool:
+        """Forget a wait; True if it was recorded."""
+
+    @abc.abstractmethod
+    def list_waits(self, agent_id: str | None = None) -> list[WaitRecord]:
+        """Waiting requests (on one agent if given), oldest first."""
 
     @abc.abstractmethod
     def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:

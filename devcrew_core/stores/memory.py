@@ -36,6 +36,7 @@ from devcrew_core.stores.records import (
     RunRecord,
     SlotResult,
     TaskState,
+    WaitRecord,
     WorkflowDefinition,
 )
 
@@ -69,6 +70,7 @@ class MemoryStore(Store):
         self._agents: dict[str, AgentRecord] = {}
         self._slots: dict[str, dict[str, None]] = {}
         self._delegations: dict[str, DelegationRecord] = {}
+        self._waits: dict[tuple[str, str], WaitRecord] = {}
         self._by_capability: dict[str, set[str]] = {}
         self._by_type: dict[str, set[str]] = {}
         self._allocations: dict[tuple[str, str], Allocation] = {}
@@ -273,31 +275,78 @@ class MemoryStore(Store):
         ]
 
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
-        """Record an allocation if it fits."""
+        """Record an allocation (and take its slot) if it fits."""
         with self._lock:
-            agent = self._agents.get(allocation.agent_id)
-            if agent is None:
-                raise NotFoundError(f"agent {allocation.agent_id!r} is not registered")
-            key = (allocation.agent_id, allocation.task_id)
-            if key in self._allocations:
-                return self._allocations[key].model_copy()
-            reservations = self._live_reservations(allocation.agent_id, now)
-            redeemed = next(
-                (r for r in reservations if r.reservation_id == allocation.reservation_id), None
-            )
-            held = [a for (aid, _), a in self._allocations.items() if aid == allocation.agent_id]
-            others = [r for r in reservations if r is not redeemed]
-            if not fits(limits_of(agent), total([*held, *others]), allocation):
+            return self._allocate(allocation, now, victims=())
+
+    def preempt_and_allocate(self, allocation: Allocation, victims: Sequence[str],
+                             now: float) -> Allocation | None:
+        """Remove the victims and allocate, all or nothing, under one lock."""
+        with self._lock:
+            agent_id = allocation.agent_id
+            if any((agent_id, v) not in self._allocations for v in victims):
                 return None
-            if redeemed is not None:
-                del self._reservations[redeemed.reservation_id]
-            self._allocations[key] = allocation.model_copy()
-            return allocation.model_copy()
+            return self._allocate(allocation, now, victims=victims)
+
+    def _allocate(self, allocation: Allocation, now: float,
+                  victims: Sequence[str]) -> Allocation | None:
+        agent = self._agents.get(allocation.agent_id)
+        if agent is None:
+            raise NotFoundError(f"agent {allocation.agent_id!r} is not registered")
+        validate_id(allocation.task_id, "task_id")
+        key = (allocation.agent_id, allocation.task_id)
+        if key in self._allocations:
+            return self._allocations[key].model_copy()
+        reservations = self._live_reservations(allocation.agent_id, now)
+        redeemed = next(
+            (r for r in reservations if r.reservation_id == allocation.reservation_id), None
+        )
+        gone = set(victims)
+        held = [a for (aid, tid), a in self._allocations.items()
+                if aid == allocation.agent_id and tid not in gone]
+        others = [r for r in reservations if r is not redeemed]
+        if not fits(limits_of(agent), total([*held, *others]), allocation):
+            return None
+        slots = self._slots.setdefault(allocation.agent_id, {})
+        freed = sum(1 for v in gone if self._allocations[(allocation.agent_id, v)].holds_slot)
+        has_slot = allocation.task_id in slots
+        if not has_slot and len(slots) - freed >= agent.max_concurrent_tasks:
+            return None
+        for victim in gone:
+            self.release_allocation(allocation.agent_id, victim)
+        if redeemed is not None:
+            del self._reservations[redeemed.reservation_id]
+        if not has_slot:
+            slots[allocation.task_id] = None
+        stored = allocation.model_copy(update={"holds_slot": not has_slot})
+        self._allocations[key] = stored
+        return stored.model_copy()
 
     def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
-        """Remove an allocation."""
+        """Remove an allocation (and free the slot it holds)."""
         with self._lock:
-            return self._allocations.pop((agent_id, task_id), None)
+            gone = self._allocations.pop((agent_id, task_id), None)
+            if gone is not None and gone.holds_slot:
+                self.release_slot(agent_id, task_id)
+            return gone
+
+    def put_wait(self, wait: WaitRecord) -> None:
+        """Record a waiting request."""
+        validate_id(wait.task_id, "task_id")
+        with self._lock:
+            self._waits[(wait.agent_id, wait.task_id)] = wait.model_copy()
+
+    def delete_wait(self, agent_id: str, task_id: str) -> bool:
+        """Forget a waiting request."""
+        with self._lock:
+            return self._waits.pop((agent_id, task_id), None) is not None
+
+    def list_waits(self, agent_id: str | None = None) -> list[WaitRecord]:
+        """Waiting requests, oldest first."""
+        with self._lock:
+            found = [w.model_copy() for (aid, _), w in self._waits.items()
+                     if agent_id is None or aid == agent_id]
+        return sorted(found, key=lambda w: (w.since, w.agent_id, w.task_id))
 
     def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
         """Allocations by creation time."""

@@ -92,6 +92,9 @@ class Allocation(ResourceAmounts):
     preemptable: bool = True
     reservation_id: Id | None = None
     created_at: float = Field(default_factory=time.time)
+    #: Set by the store: the allocation took the task's load slot itself (and frees it
+    #: on release); False when the task held its slot already (a delegation, the engine).
+    holds_slot: bool = False
 
 
 class Reservation(ResourceAmounts):
@@ -103,6 +106,16 @@ class Reservation(ResourceAmounts):
     priority: Priority = Priority.MEDIUM
     expires_at: float
     created_at: float = Field(default_factory=time.time)
+
+
+class WaitRecord(ResourceAmounts):
+    """A task waiting for capacity on an agent (the wait-for graph of deadlock detection
+    is built from these and the allocations)."""
+
+    agent_id: Id
+    task_id: Id
+    priority: Priority = Priority.MEDIUM
+    since: float = Field(default_factory=time.time)
 
 
 class RunStatus(LenientEnum):

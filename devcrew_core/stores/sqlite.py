@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from devcrew_core.errors import ConfigError, NotFoundError, StoreError
 from devcrew_core.ids import validate_id
+from devcrew_core.models.resources import ResourceLimits
 from devcrew_core.stores.base import (
     AGENT_MUTABLE_FIELDS,
     HANDOFF_MUTABLE_FIELDS,
@@ -30,6 +31,7 @@ from devcrew_core.stores.base import (
     Store,
     already_delegated,
     apply_changes,
+    ceiling,
     fits,
     limits_of,
 )
@@ -47,6 +49,7 @@ from devcrew_core.stores.records import (
     RunRecord,
     SlotResult,
     TaskState,
+    WaitRecord,
     WorkflowDefinition,
 )
 
@@ -83,6 +86,63 @@ def sqlite_path(url: str) -> tuple[Path, dict[str, str]]:
 
 def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
     return where_clause(filters, "?")
+
+
+#: ``base.fits``'s tolerance for float rounding (0.1 + 0.2 cores fit a 0.3 limit).
+_FIT_EPS = 1e-9
+#: Resource ceilings by the JSON text of an agent's ``resource_limits``: the same text
+#: always parses to the same limits, so allocating parses an agent's limits once, not
+#: once per call. Bounded; cleared when full.
+_CEILINGS: dict[str | None, tuple[float, float, float, float]] = {}
+_CEILINGS_MAX = 1024
+
+
+def _ceiling_of(limits_json: str | None) -> tuple[float, float, float, float]:
+    """The (cpu, memory, disk, network) ceiling an agent's ``resource_limits`` JSON sets
+    (``None``: unlimited), parsed once per distinct text."""
+    found = _CEILINGS.get(limits_json)
+    if found is None:
+        cap = ceiling(None if limits_json is None
+                      else ResourceLimits.model_validate_json(limits_json))
+        found = (cap.cpu_cores, cap.memory_mb, cap.disk_mb, cap.network_mbps)
+        if len(_CEILINGS) >= _CEILINGS_MAX:
+            _CEILINGS.clear()
+        _CEILINGS[limits_json] = found
+    return found
+
+
+def _allocation_view_sql(victims: int) -> str:
+    """One statement reading all that allocating decides on (parameters: ?1 agent, ?2
+    task, ?3 now, ?4 the reservation to redeem or NULL, ?5... the victims): the agent's
+    task limit, load counter and ``resource_limits`` JSON; the task's allocation there,
+    if any; whether it holds a load slot there; whether the reservation is live on this
+    agent (then it is redeemed); and per resource, what the agent's allocations (the
+    victims' left out) and live reservations (the redeemed one left out) hold.
+
+    Leaving out the named reservation whatever its state is the same as leaving out
+    only a redeemable one: an expired one or another agent's is not summed anyway.
+    ``TOTAL`` is 0.0 over no rows where ``SUM`` would be NULL. Only ``?N`` marks are
+    formatted in."""
+    excluding = (" AND task_id NOT IN (" + ", ".join(f"?{5 + i}" for i in range(victims))
+                 + ")") if victims else ""
+    totals = ("TOTAL(cpu_cores) AS cpu, TOTAL(memory_mb) AS mem, TOTAL(disk_mb) AS disk, "
+              "TOTAL(network_mbps) AS net")
+    return (
+        "SELECT a.max_concurrent_tasks, a.load, "  # noqa: S608 - only ?N marks formatted in
+        "json_extract(a.data, '$.resource_limits'), "
+        "(SELECT data FROM allocations WHERE agent_id = ?1 AND task_id = ?2), "
+        "EXISTS (SELECT 1 FROM load_slots WHERE agent_id = ?1 AND task_id = ?2), "
+        "EXISTS (SELECT 1 FROM reservations WHERE reservation_id = ?4 AND agent_id = ?1 "
+        "AND expires_at > ?3), "
+        "h.cpu + r.cpu, h.mem + r.mem, h.disk + r.disk, h.net + r.net FROM agents a, "
+        f"(SELECT {totals} FROM allocations WHERE agent_id = ?1{excluding}) h, "
+        f"(SELECT {totals} FROM reservations WHERE agent_id = ?1 AND expires_at > ?3 "
+        "AND reservation_id IS NOT ?4) r WHERE a.agent_id = ?1"
+    )
+
+
+#: The statement of :func:`_allocation_view_sql` without victims (the common case).
+_ALLOCATION_VIEW = _allocation_view_sql(0)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -483,14 +543,13 @@ class SQLiteStore(Store):
         return ResourceAmounts(**{d: float(v or 0.0) for d, v in zip(_DIMS, row, strict=False)})
 
     def _committed(
-        self, conn: sqlite3.Connection, agent_id: str, now: float, skip_reservation: str | None
+        self, conn: sqlite3.Connection, agent_id: str, now: float, skip_reservation: str | None,
+        excluding: Sequence[str] = (),
     ) -> ResourceAmounts:
-        held = self._sum(
-            conn,
-            "SELECT SUM(cpu_cores), SUM(memory_mb), SUM(disk_mb), SUM(network_mbps) "
-            "FROM allocations WHERE agent_id = ?",
-            (agent_id,),
-        )
+        # Only placeholders are formatted in; the excluded task IDs are bound parameters.
+        marks = ", ".join("?" * len(excluding))
+        sql = f"SELECT SUM(cpu_cores), SUM(memory_mb), SUM(disk_mb), SUM(network_mbps) FROM allocations WHERE agent_id = ? AND task_id NOT IN ({marks})"  # noqa: E501, S608
+        held = self._sum(conn, sql, (agent_id, *excluding))
         reserved = self._sum(
             conn,
             "SELECT SUM(cpu_cores), SUM(memory_mb), SUM(disk_mb), SUM(network_mbps) "
@@ -506,49 +565,113 @@ class SQLiteStore(Store):
         return AgentRecord.model_validate_json(row[0])
 
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
-        """Check capacity and record the allocation in one write transaction."""
+        """Check capacity, take the slot and record the allocation in one transaction."""
+        validate_id(allocation.task_id, "task_id")
         with self._tx() as conn:
-            agent = self._agent_or_raise(conn, allocation.agent_id)
-            row = conn.execute(
-                "SELECT data FROM allocations WHERE agent_id = ? AND task_id = ?",
-                (allocation.agent_id, allocation.task_id),
-            ).fetchone()
-            if row is not None:
-                return Allocation.model_validate_json(row[0])
-            redeem = None
-            if allocation.reservation_id is not None:
-                found = conn.execute(
-                    "SELECT 1 FROM reservations WHERE reservation_id = ? AND agent_id = ? "
-                    "AND expires_at > ?",
-                    (allocation.reservation_id, allocation.agent_id, now),
-                ).fetchone()
-                redeem = allocation.reservation_id if found else None
-            used = self._committed(conn, allocation.agent_id, now, redeem)
-            if not fits(limits_of(agent), used, allocation):
+            return self._allocate_in(conn, allocation, now, victims=())
+
+    def preempt_and_allocate(self, allocation: Allocation, victims: Sequence[str],
+                             now: float) -> Allocation | None:
+        """Remove the victims and allocate in one transaction, all or nothing."""
+        validate_id(allocation.task_id, "task_id")
+        with self._tx() as conn:
+            for victim in victims:
+                if conn.execute("SELECT 1 FROM allocations WHERE agent_id = ? AND task_id = ?",
+                                (allocation.agent_id, victim)).fetchone() is None:
+                    return None
+            return self._allocate_in(conn, allocation, now, victims=victims)
+
+    def _allocate_in(self, conn: sqlite3.Connection, allocation: Allocation, now: float,
+                     victims: Sequence[str]) -> Allocation | None:
+        # The hot path (no victims, no reservation) is one read, then at most three
+        # writes: the slot, the agent's load counter and the allocation row.
+        agent_id, task_id = allocation.agent_id, allocation.task_id
+        gone = sorted(set(victims))
+        row = conn.execute(
+            _allocation_view_sql(len(gone)) if gone else _ALLOCATION_VIEW,
+            (agent_id, task_id, now, allocation.reservation_id, *gone),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"agent {agent_id!r} is not registered")
+        limit, load, limits_json, existing, has_slot, redeemable, *used = row
+        if existing is not None:
+            return Allocation.model_validate_json(existing)
+        cap = _ceiling_of(limits_json)
+        # base.fits on plain floats: building ResourceAmounts models here cost more than
+        # the check itself.
+        for held, wanted, most in zip(used, (allocation.cpu_cores, allocation.memory_mb,
+                                             allocation.disk_mb, allocation.network_mbps),
+                                      cap, strict=True):
+            if held + wanted > most + _FIT_EPS:
                 return None
-            if redeem is not None:
-                conn.execute("DELETE FROM reservations WHERE reservation_id = ?", (redeem,))
-            conn.execute(
-                "INSERT INTO allocations (agent_id, task_id, created_at, cpu_cores, memory_mb, "
-                "disk_mb, network_mbps, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    allocation.agent_id,
-                    allocation.task_id,
-                    allocation.created_at,
-                    *(getattr(allocation, d) for d in _DIMS),
-                    allocation.model_dump_json(),
-                ),
-            )
-            return allocation.model_copy()
+        freed = sum(1 for victim in gone if conn.execute(
+            "SELECT 1 FROM load_slots s JOIN allocations a ON a.agent_id = s.agent_id "
+            "AND a.task_id = s.task_id WHERE a.agent_id = ? AND a.task_id = ? "
+            "AND json_extract(a.data, '$.holds_slot')", (agent_id, victim)).fetchone())
+        if not has_slot and load - freed >= limit:
+            return None
+        for victim in gone:
+            self._release_allocation_in(conn, agent_id, victim)
+        if redeemable:
+            conn.execute("DELETE FROM reservations WHERE reservation_id = ?",
+                         (allocation.reservation_id,))
+        if not has_slot:
+            # acquire_slots' insert and counter, without reading the agent again: the
+            # check above was made in this transaction.
+            conn.execute("INSERT INTO load_slots (agent_id, task_id, acquired_at) "
+                         "VALUES (?, ?, ?)", (agent_id, task_id, time.time()))
+            conn.execute("UPDATE agents SET load = load + 1 WHERE agent_id = ?", (agent_id,))
+        stored = allocation.model_copy(update={"holds_slot": not has_slot})
+        conn.execute(
+            "INSERT INTO allocations (agent_id, task_id, created_at, cpu_cores, memory_mb, "
+            "disk_mb, network_mbps, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (agent_id, task_id, stored.created_at, stored.cpu_cores, stored.memory_mb,
+             stored.disk_mb, stored.network_mbps, stored.model_dump_json()),
+        )
+        return stored
 
     def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
-        """Remove an allocation."""
+        """Remove an allocation (and free the slot it holds) in one transaction."""
         with self._tx() as conn:
-            row = conn.execute(
-                "DELETE FROM allocations WHERE agent_id = ? AND task_id = ? RETURNING data",
-                (agent_id, task_id),
-            ).fetchone()
-            return None if row is None else Allocation.model_validate_json(row[0])
+            return self._release_allocation_in(conn, agent_id, task_id)
+
+    def _release_allocation_in(self, conn: sqlite3.Connection, agent_id: str,
+                               task_id: str) -> Allocation | None:
+        row = conn.execute(
+            "DELETE FROM allocations WHERE agent_id = ? AND task_id = ? RETURNING data",
+            (agent_id, task_id),
+        ).fetchone()
+        if row is None:
+            return None
+        gone = Allocation.model_validate_json(row[0])
+        if gone.holds_slot:
+            self._release_in(conn, agent_id, task_id)
+        return gone
+
+    def put_wait(self, wait: WaitRecord) -> None:
+        """Record a waiting request."""
+        validate_id(wait.agent_id, "agent_id")
+        validate_id(wait.task_id, "task_id")
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO waits (agent_id, task_id, since, data) "
+                "VALUES (?, ?, ?, ?)",
+                (wait.agent_id, wait.task_id, wait.since, wait.model_dump_json()))
+
+    def delete_wait(self, agent_id: str, task_id: str) -> bool:
+        """Forget a waiting request."""
+        with self._tx() as conn:
+            return conn.execute("DELETE FROM waits WHERE agent_id = ? AND task_id = ?",
+                                (agent_id, task_id)).rowcount > 0
+
+    def list_waits(self, agent_id: str | None = None) -> list[WaitRecord]:
+        """Waiting requests, oldest first."""
+        where, params = _where({"agent_id": agent_id})
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT data FROM waits{where} ORDER BY since, agent_id, task_id",  # noqa: S608
+                params).fetchall()
+        return [WaitRecord.model_validate_json(r[0]) for r in rows]
 
     def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
         """Allocations by creation time."""

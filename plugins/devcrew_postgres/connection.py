@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg2  # type: ignore[import-untyped,unused-ignore]
 import psycopg2.extensions  # type: ignore[import-untyped,unused-ignore]
-import psycopg2.pool  # type: ignore[import-untyped,unused-ignore]
 
 from devcrew_core.config import MASK, mask_url
 from devcrew_core.errors import ConfigError, StoreError
@@ -81,6 +80,7 @@ def connect_parameters(url: str, settings: Settings | None) -> dict[str, Any]:
         params["connect_timeout"] = CONNECT_TIMEOUT_S
     if "application_name" not in given:
         params["application_name"] = "devcrew"
+    params["connection_factory"] = Connection
     return params
 
 
@@ -101,37 +101,36 @@ def connect_error(exc: psycopg2.Error, masked_url: str, redactor: Redactor) -> S
     return StoreError(f"cannot connect to PostgreSQL at {masked_url}: {reason}{hint}")
 
 
-class _Pool(psycopg2.pool.ThreadedConnectionPool):  # type: ignore[misc,unused-ignore]
-    """psycopg2's thread-safe pool, with every connection set up the same way."""
+class Connection(psycopg2.extensions.connection):  # type: ignore[misc,unused-ignore]
+    """A psycopg2 connection with the cursor its calls reuse and the names of the
+    statements it has prepared on its server session (see
+    :class:`devcrew_postgres.sessions.Prepared`)."""
 
-    def _connect(self, key: Any = None) -> Any:
-        conn = super()._connect(key)
-        # Autocommit: a single statement is its own transaction (one round trip, no
-        # separate BEGIN/COMMIT); multi-statement transactions say BEGIN themselves.
-        conn.autocommit = True
-        # READ COMMITTED whatever the server's default: the invariants lock the agent
-        # row and then need each later statement to see what the previous lock holder
-        # committed.
-        with conn.cursor() as cur:
-            cur.execute("SET default_transaction_isolation = 'read committed'")
-        return conn
-
-    def connections(self) -> list[Any]:
-        """Every connection the pool holds, idle or handed out (psycopg2's pool is plain
-        Python keeping them in these two attributes)."""
-        return [*self._pool, *self._used.values()]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepared: set[str] = set()
+        self.calls: Any = None
+        #: The process that opened it: only that one may use or close it.
+        self.owner = os.getpid()
 
 
 #: Pools of live stores, so a forked child can let go of them (see _detach_in_child).
 _POOLS: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
+#: Serialises the second guard against a fork (a pool noticing a new process id).
+_FORK_GUARD = threading.Lock()
 
 
 class ConnectionPool:
     """A bounded, fork-safe pool of autocommit connections to one database.
 
-    Callers block (rather than fail) while ``maxconn`` connections are in use. A
-    process forked from the one that opened the pool never touches the parent's
-    connections: it opens its own on first use.
+    Callers block (rather than fail) while ``maxconn`` connections are in use. The idle
+    connection used last is handed out first. A process forked from the one that
+    opened the pool never touches the parent's connections: it opens its own on first
+    use.
+
+    Plain Python around one lock: handing a connection out and taking it back are on
+    the path of every call, so they do as little as they can (psycopg2's pool, with a
+    semaphore in front of it for the waiting, cost several times as much).
     """
 
     def __init__(self, url: str, settings: Settings | None) -> None:
@@ -143,81 +142,133 @@ class ConnectionPool:
         self._minconn = settings.postgres_minconn if settings is not None else 1
         self._maxconn = settings.postgres_maxconn if settings is not None else 10
         self._maxconn = max(self._maxconn, self._minconn)
-        self._guard = threading.Lock()
         self._closed = False
-        self._pid = -1
-        self._pool: _Pool | None = None
-        self._slots = threading.BoundedSemaphore(self._maxconn)
+        self._reset_state()
         self._open()
         _POOLS.add(self)
 
+    def _reset_state(self) -> None:
+        """A fresh, empty pool for this process."""
+        self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
+        self._idle: list[Connection] = []
+        self._count = 0  # connections open, idle or handed out
+        self._pid = os.getpid()
+
     def _open(self) -> None:
+        """Open ``minconn`` connections now, so a bad URL fails at once."""
+        with self._lock:
+            self._count += self._minconn
+        opened: list[Connection] = []
         try:
-            self._pool = _Pool(self._minconn, self._maxconn, **self._params)
+            for _ in range(self._minconn):
+                opened.append(self._connect())
+        except BaseException:
+            for conn in opened:
+                with contextlib.suppress(psycopg2.Error):
+                    conn.close()
+            with self._lock:
+                self._count -= self._minconn
+            raise
+        with self._lock:
+            self._idle.extend(opened)
+
+    def _connect(self) -> Connection:
+        try:
+            conn: Connection = psycopg2.connect(**self._params)
         except psycopg2.Error as exc:
             raise connect_error(exc, self.masked_url, self._redactor) from None
-        self._pid = os.getpid()
-        self._slots = threading.BoundedSemaphore(self._maxconn)
+        try:
+            # Autocommit: a single statement is its own transaction (one round trip, no
+            # separate BEGIN/COMMIT); multi-statement transactions say BEGIN themselves.
+            conn.autocommit = True
+            # READ COMMITTED whatever the server's default: the invariants lock the
+            # agent row and then need each later statement to see what the previous
+            # lock holder committed.
+            conn.calls = conn.cursor()
+            conn.calls.execute("SET default_transaction_isolation = 'read committed'")
+        except psycopg2.Error as exc:
+            with contextlib.suppress(psycopg2.Error):
+                conn.close()
+            raise connect_error(exc, self.masked_url, self._redactor) from None
+        return conn
 
-    def _current(self) -> _Pool:
-        if self._closed:
-            raise StoreError(f"PostgreSQL store {self.masked_url} is closed")
+    def acquire(self) -> Connection:
+        """A connection for one call (or one batch); give it back with :meth:`release`.
+        Waits while ``maxconn`` are handed out."""
         if self._pid != os.getpid():
-            with self._guard:
+            with _FORK_GUARD:
                 if self._pid != os.getpid():
-                    self._open()
-        assert self._pool is not None
-        return self._pool
+                    self.forget_inherited()
+        with self._lock:
+            while True:
+                if self._closed:
+                    raise StoreError(f"PostgreSQL store {self.masked_url} is closed")
+                if self._idle:
+                    return self._idle.pop()
+                if self._count < self._maxconn:
+                    self._count += 1
+                    break
+                self._freed.wait()
+        try:
+            return self._connect()
+        except BaseException:
+            with self._lock:
+                self._count -= 1
+                self._freed.notify()
+            raise
+
+    def release(self, conn: Connection) -> None:
+        """Take a connection back, outside any transaction; a broken one is closed
+        instead (the next call opens a fresh one)."""
+        if conn.owner != os.getpid():
+            return  # a parent's connection, inherited by a fork: never touched
+        healthy = _reset(conn)
+        with self._lock:
+            if healthy and not self._closed:
+                self._idle.append(conn)
+                self._freed.notify()
+                return
+            self._count -= 1
+            self._freed.notify()
+        with contextlib.suppress(psycopg2.Error):
+            conn.close()
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A connection for the duration of the block. It goes back to the pool outside
-        any transaction; a broken one is closed instead."""
-        pool = self._current()
-        slots = self._slots
-        slots.acquire()
+    def connection(self) -> Iterator[Connection]:
+        """A connection for the duration of the block (see :meth:`acquire`)."""
+        conn = self.acquire()
         try:
-            try:
-                conn = pool.getconn()
-            except psycopg2.pool.PoolError as exc:  # closed meanwhile
-                raise StoreError(f"PostgreSQL {self.masked_url}: {exc}") from None
-            except psycopg2.Error as exc:
-                raise connect_error(exc, self.masked_url, self._redactor) from None
-            try:
-                yield conn
-            finally:
-                healthy = _reset(conn)
-                with contextlib.suppress(psycopg2.pool.PoolError):
-                    pool.putconn(conn, close=not healthy)
+            yield conn
         finally:
-            slots.release()
+            self.release(conn)
 
     def query_error(self, exc: BaseException) -> StoreError:
         """A :class:`StoreError` for a statement PostgreSQL refused, or a lost connection."""
         return StoreError(f"PostgreSQL {self.masked_url}: {self._redactor.reason(exc)}")
 
     def forget_inherited(self) -> None:
-        """In a forked child: drop the parent's pool and the locks another thread may
-        have held at the fork; the next call opens this process's own pool.
+        """In a forked child: drop the parent's connections and the lock another thread
+        may have held at the fork; the next call opens this process's own connection.
 
         The parent's connections are left alone, never closed: their sockets are shared
         with the parent, and closing one would end the parent's session. (psycopg2 does
         not close a connection that is garbage-collected in another process.)
         """
-        self._pool, self._pid = None, -1
-        self._guard = threading.Lock()
-        self._slots = threading.BoundedSemaphore(self._maxconn)
+        self._reset_state()
 
     def close(self) -> None:
-        """Close every connection. Safe to call twice."""
-        with self._guard:
-            if self._closed:
-                return
+        """Close every idle connection now, and each one handed out when it comes back.
+        Safe to call twice."""
+        with self._lock:
             self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is not None and self._pid == os.getpid():
-            with contextlib.suppress(psycopg2.Error):
-                pool.closeall()
+            idle, self._idle = self._idle, []
+            self._count -= len(idle)
+            self._freed.notify_all()
+        for conn in idle:
+            if conn.owner == os.getpid():
+                with contextlib.suppress(psycopg2.Error):
+                    conn.close()
 
 
 def _reset(conn: Any) -> bool:
@@ -231,8 +282,7 @@ def _reset(conn: Any) -> bool:
     if status == psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN:
         return False
     try:
-        with conn.cursor() as cur:
-            cur.execute("ROLLBACK")
+        conn.calls.execute("ROLLBACK")
     except psycopg2.Error:
         return False
     return True

@@ -38,6 +38,24 @@ RETRIES = 5
 BATCH_LOCKS = "SELECT devcrew_lock('batch'); SELECT devcrew_lock('log')"
 
 
+class Prepared:
+    """A statement the server parses and plans once per connection (``PREPARE``), then
+    runs by name (``EXECUTE``): for the hot calls, whose cost is otherwise as much the
+    parsing and planning of the call as the work of the function it calls.
+
+    ``body`` refers to its parameters as ``$1``..``$n``, typed by ``types``. A prepared
+    statement belongs to its server session and outlives a rolled-back transaction, so
+    the connection remembers it until the connection is closed.
+    """
+
+    __slots__ = ("execute", "name", "prepare")
+
+    def __init__(self, name: str, types: Sequence[str], body: str) -> None:
+        self.name = name
+        self.prepare = f"PREPARE {name} ({', '.join(types)}) AS {body}"
+        self.execute = f"EXECUTE {name} ({', '.join(['%s'] * len(types))})"
+
+
 class Transaction:
     """The statements of one store call. Outside a batch, ``begin=True`` on the first
     statement and ``commit=True`` on the last make it one transaction with no extra
@@ -62,6 +80,15 @@ class Transaction:
             return []
         rows: list[Row] = self._cursor.fetchall()
         return rows
+
+    def call(self, statement: Prepared, params: Sequence[Any]) -> list[Row]:
+        """Run a prepared statement (preparing it first on a connection that has not),
+        as one statement of its own: no ``begin``/``commit`` handling."""
+        prepared: set[str] = self._cursor.connection.prepared
+        if statement.name not in prepared:
+            self._cursor.execute(statement.prepare)
+            prepared.add(statement.name)
+        return self.query(statement.execute, params)
 
     def finish(self) -> None:
         """Commit a transaction opened with ``begin=True`` that had no last statement."""
@@ -93,16 +120,20 @@ class Sessions:
                 return work(Transaction(cursor, own=False))
             except psycopg2.Error as exc:
                 raise self._pool.query_error(exc) from None
-        for attempt in range(RETRIES + 1):
-            with self._pool.connection() as conn, conn.cursor() as cur:
-                try:
-                    return work(Transaction(cur, own=True))
-                except psycopg2.extensions.TransactionRollbackError as exc:
-                    if attempt == RETRIES:
-                        raise self._pool.query_error(exc) from None
-                except psycopg2.Error as exc:
-                    raise self._pool.query_error(exc) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        pool = self._pool
+        attempt = 0
+        while True:
+            conn = pool.acquire()
+            try:
+                return work(Transaction(conn.calls, own=True))
+            except psycopg2.extensions.TransactionRollbackError as exc:
+                if attempt == RETRIES:
+                    raise pool.query_error(exc) from None
+            except psycopg2.Error as exc:
+                raise pool.query_error(exc) from None
+            finally:
+                pool.release(conn)
+            attempt += 1
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -111,7 +142,8 @@ class Sessions:
         if self._batch_cursor() is not None:
             yield
             return
-        with self._pool.connection() as conn, conn.cursor() as cur:
+        with self._pool.connection() as conn:
+            cur = conn.calls
             try:
                 cur.execute(f"BEGIN; {BATCH_LOCKS}")
             except psycopg2.Error as exc:

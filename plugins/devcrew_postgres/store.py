@@ -1,8 +1,8 @@
 """``postgresql://user:password@host:port/database``: the Store contract on PostgreSQL.
 
 Every invariant is one transaction on the server: the slot, allocation and reservation
-checks are PL/pgSQL functions (``sql/001_initial.sql``) that lock the agent's row
-first, so each is one statement and one round trip; read-modify-write updates lock the
+checks are PL/pgSQL functions (``sql/NNN_*.sql``) that lock the agent's row first, so
+each is one statement and one round trip; read-modify-write updates lock the
 row with ``SELECT ... FOR UPDATE``. Only parameterised statements reach the server, and
 identifiers are validated before they do.
 """
@@ -38,11 +38,12 @@ from devcrew_core.stores.records import (
     RunRecord,
     SlotResult,
     TaskState,
+    WaitRecord,
     WorkflowDefinition,
 )
 from devcrew_postgres.connection import ConnectionPool
 from devcrew_postgres.migrations import migrate
-from devcrew_postgres.sessions import Row, Sessions, Transaction
+from devcrew_postgres.sessions import Prepared, Row, Sessions, Transaction
 
 if TYPE_CHECKING:
     from devcrew_core.config import Settings
@@ -79,6 +80,17 @@ _READ_AGENT = (
 # holder of the lock committed (the first statement's snapshot predates the wait).
 _LOCK_AND_READ_AGENT = (
     f"SELECT 1 FROM agents WHERE agent_id = %s FOR UPDATE; {_READ_AGENT}"  # noqa: S608
+)
+_ALLOCATE = Prepared(
+    "devcrew_allocate",
+    ("text", "text", "text", "text[]", "float8", "numeric", "numeric", "numeric", "numeric",
+     "float8", "jsonb"),
+    "SELECT o_status, o_holds_slot, o_data "
+    "FROM devcrew_allocate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+)
+_RELEASE_ALLOCATION = Prepared(
+    "devcrew_release_allocation", ("text", "text"),
+    "SELECT devcrew_release_allocation($1, $2)",
 )
 _PUT_STATES = (
     "INSERT INTO task_states (run_id, task_id, data) "
@@ -338,30 +350,75 @@ class PostgresStore(Store):
 
     # -- resources -----------------------------------------------------------------------
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
-        """Check capacity and record the allocation in one statement."""
-        rows = self._sessions.run(lambda tx: tx.query(
-            "SELECT o_status, o_data FROM devcrew_allocate("
-            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
-            (allocation.agent_id, allocation.task_id, allocation.reservation_id, now,
-             allocation.cpu_cores, allocation.memory_mb, allocation.disk_mb,
-             allocation.network_mbps, allocation.created_at, allocation.model_dump_json())))
-        status, data = rows[0]
-        if status == "missing":
-            raise NotFoundError(f"agent {allocation.agent_id!r} is not registered")
+        """Check capacity and the slot, take both and record the allocation in one
+        statement."""
+        return self._allocate(allocation, (), now)
+
+    def preempt_and_allocate(self, allocation: Allocation, victims: Sequence[str],
+                             now: float) -> Allocation | None:
+        """Remove the victims' allocations and allocate in one statement, all or nothing."""
+        for victim in victims:
+            validate_id(victim, "task_id")
+        return self._allocate(allocation, sorted(set(victims)), now)
+
+    def _allocate(self, allocation: Allocation, victims: Sequence[str],
+                  now: float) -> Allocation | None:
+        validate_id(allocation.agent_id, "agent_id")
+        validate_id(allocation.task_id, "task_id")
+        if allocation.reservation_id is not None:
+            validate_id(allocation.reservation_id, "reservation_id")
+        # Sent as it is stored in the common case: the allocation takes the slot.
+        taking = allocation.model_copy(update={"holds_slot": True})
+        rows = self._sessions.run(lambda tx: tx.call(
+            _ALLOCATE,
+            (allocation.agent_id, allocation.task_id, allocation.reservation_id, list(victims),
+             now, allocation.cpu_cores, allocation.memory_mb, allocation.disk_mb,
+             allocation.network_mbps, allocation.created_at, taking.model_dump_json())))
+        status, holds_slot, data = rows[0]
+        if status == "allocated":
+            return taking if holds_slot else allocation.model_copy(update={"holds_slot": False})
         if status == "existing":
             return Allocation.model_validate_json(data)
-        if status == "full":
-            return None
-        return allocation.model_copy()
+        if status == "missing":
+            raise NotFoundError(f"agent {allocation.agent_id!r} is not registered")
+        return None
 
     def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
-        """Remove an allocation."""
+        """Remove an allocation, freeing the slot it holds, in one statement."""
+        validate_id(agent_id, "agent_id")
+        validate_id(task_id, "task_id")
+        rows = self._sessions.run(lambda tx: tx.call(_RELEASE_ALLOCATION, (agent_id, task_id)))
+        data = rows[0][0]
+        return None if data is None else Allocation.model_validate_json(data)
+
+    def put_wait(self, wait: WaitRecord) -> None:
+        """Record or refresh a waiting request (one per agent and task)."""
+        validate_id(wait.agent_id, "agent_id")
+        validate_id(wait.task_id, "task_id")
+        self._sessions.run(lambda tx: tx.query(
+            "INSERT INTO waits (agent_id, task_id, since, data) VALUES (%s, %s, %s, %s::jsonb) "
+            "ON CONFLICT (agent_id, task_id) DO UPDATE SET since = excluded.since, "
+            "data = excluded.data",
+            (wait.agent_id, wait.task_id, wait.since, wait.model_dump_json())))
+
+    def delete_wait(self, agent_id: str, task_id: str) -> bool:
+        """Forget a waiting request."""
         validate_id(agent_id, "agent_id")
         validate_id(task_id, "task_id")
         rows = self._sessions.run(lambda tx: tx.query(
-            "DELETE FROM allocations WHERE agent_id = %s AND task_id = %s RETURNING data::text",
+            "DELETE FROM waits WHERE agent_id = %s AND task_id = %s RETURNING 1",
             (agent_id, task_id)))
-        return Allocation.model_validate_json(rows[0][0]) if rows else None
+        return bool(rows)
+
+    def list_waits(self, agent_id: str | None = None) -> list[WaitRecord]:
+        """Waiting requests, oldest first."""
+        if agent_id is not None:
+            validate_id(agent_id, "agent_id")
+        where, params = _where({"agent_id": agent_id})
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"SELECT data::text FROM waits{where} "  # noqa: S608
+            "ORDER BY since, agent_id, task_id", params))
+        return [WaitRecord.model_validate_json(r[0]) for r in rows]
 
     def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
         """Allocations by creation time."""
@@ -375,8 +432,11 @@ class PostgresStore(Store):
 
     def reserve(self, reservation: Reservation, now: float) -> bool:
         """Check capacity and record the reservation in one statement."""
+        validate_id(reservation.reservation_id, "reservation_id")
+        validate_id(reservation.agent_id, "agent_id")
         rows = self._sessions.run(lambda tx: tx.query(
-            "SELECT devcrew_reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+            "SELECT devcrew_reserve(%s, %s, %s, %s, %s, %s::numeric, %s::numeric, "
+            "%s::numeric, %s::numeric, %s::jsonb)",
             (reservation.reservation_id, reservation.agent_id, now, reservation.expires_at,
              reservation.created_at, reservation.cpu_cores, reservation.memory_mb,
              reservation.disk_mb, reservation.network_mbps, reservation.model_dump_json())))
@@ -395,11 +455,11 @@ class PostgresStore(Store):
         return Reservation.model_validate_json(rows[0][0]) if rows else None
 
     def cancel_reservation(self, reservation_id: str) -> bool:
-        """Remove a reservation."""
+        """Remove a reservation (and what it held of its agent's capacity)."""
         validate_id(reservation_id, "reservation_id")
         rows = self._sessions.run(lambda tx: tx.query(
-            "DELETE FROM reservations WHERE reservation_id = %s RETURNING 1", (reservation_id,)))
-        return bool(rows)
+            "SELECT devcrew_cancel_reservation(%s)", (reservation_id,)))
+        return bool(rows[0][0])
 
     def list_reservations(self, agent_id: str | None = None) -> list[Reservation]:
         """Reservations by creation time."""
@@ -414,7 +474,7 @@ class PostgresStore(Store):
     def expire_reservations(self, now: float) -> list[Reservation]:
         """Drop the reservations that have expired, in one statement."""
         rows = self._sessions.run(lambda tx: tx.query(
-            "DELETE FROM reservations WHERE expires_at <= %s RETURNING data::text", (now,)))
+            "SELECT * FROM devcrew_expire_reservations(%s)", (now,)))
         gone = [Reservation.model_validate_json(r[0]) for r in rows]
         return sorted(gone, key=lambda r: (r.created_at, r.reservation_id))
 

@@ -39,7 +39,6 @@ class Keys:
         # agents: one hash per column, field = agent_id
         self.agents = f"{root}:agents"
         self.agent_max = f"{root}:agents:max"
-        self.agent_limits = f"{root}:agents:limits"
         self.agent_version = f"{root}:agents:version"
         self.agent_load = f"{root}:agents:load"
         # delegations: one hash per column, field = task_id
@@ -52,6 +51,8 @@ class Keys:
         self.allocation_agents = f"{root}:allocations:agents"
         self.reservations = f"{root}:reservations"
         self.reservation_expiry = f"{root}:reservations:expiry"
+        # tasks waiting for capacity: field "<agent_id>:<task_id>" (IDs never hold ":")
+        self.waits = f"{root}:waits"
         # workflows, runs, handoffs
         self.workflows = f"{root}:workflows"
         self.snapshots = f"{root}:snapshots"
@@ -90,8 +91,13 @@ class Keys:
         return f"{self.root}:delegations:status:{validate_id(status, 'status')}"
 
     def allocations(self, agent_id: str) -> str:
-        """Hash task_id -> allocation JSON of one agent."""
+        """The ledger of one agent: hash task_id -> allocation JSON, plus its limits and
+        usage counters under fields starting with ``:`` (see ``lua/_ledger.lua``)."""
         return f"{self.root}:allocations:agent:{validate_id(agent_id, 'agent_id')}"
+
+    def waits_of_agent(self, agent_id: str) -> str:
+        """Sorted set of the waits (``<agent_id>:<task_id>``) on one agent (score: since)."""
+        return f"{self.root}:waits:agent:{validate_id(agent_id, 'agent_id')}"
 
     def agent_reservations(self, agent_id: str) -> str:
         """Sorted set of the reservation IDs of one agent (score: expires_at)."""

@@ -51,6 +51,7 @@ from devcrew_core.stores.records import (
     RunRecord,
     SlotResult,
     TaskState,
+    WaitRecord,
     WorkflowDefinition,
 )
 from devcrew_redis.connection import DEFAULT_PREFIX, connect, parse_target, store_error
@@ -67,6 +68,16 @@ Arg = str | int | float
 
 _DERIVED = {"current_load", "running_tasks"}
 _DIMS = ("cpu_cores", "memory_mb", "disk_mb", "network_mbps")
+#: Agents whose allocation keys a store keeps built (the cache is emptied when full).
+_AGENT_KEYS_CACHED = 4096
+# The scripts read allocations and reservations without decoding their JSON (see
+# lua/_ledger.lua): the amounts come first, then an allocation's agent and task, and its
+# holds_slot last (the store and allocate.lua set it by rewriting the end of the JSON).
+if (list(Allocation.model_fields)[:6] != [*_DIMS, "agent_id", "task_id"]
+        or list(Allocation.model_fields)[-1] != "holds_slot"
+        or list(Reservation.model_fields)[:4] != list(_DIMS)):  # pragma: no cover - a guard
+    raise ImportError("devcrew_redis: the field order of Allocation or Reservation changed; "
+                      "the Lua scripts read their JSON by position")
 #: How often a compare-and-set update is tried before giving up: each retry means
 #: another writer changed the record in the few hundred microseconds in between.
 _CAS_ATTEMPTS = 100
@@ -96,12 +107,10 @@ def _translated(
     return wrapper
 
 
-def _limits_json(agent: AgentRecord) -> str:
-    """The agent's four resource ceilings as a JSON list, -1 meaning unlimited (JSON
-    has no infinity)."""
+def _ceilings(agent: AgentRecord) -> list[Arg]:
+    """The agent's four resource ceilings, -1 meaning unlimited."""
     limits = limits_of(agent)
-    return json.dumps([-1 if math.isinf(getattr(limits, d)) else getattr(limits, d)
-                       for d in _DIMS])
+    return [-1 if math.isinf(getattr(limits, d)) else getattr(limits, d) for d in _DIMS]
 
 
 def _amounts(amounts: ResourceAmounts) -> list[Arg]:
@@ -133,6 +142,7 @@ class RedisStore(Store):
         self.keys = Keys(target.prefix)
         self._client = connect(target, password=password, pool_size=pool_size)
         self._scripts = Scripts(self._client)
+        self._agent_keys: dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
         try:
             # One round trip checks the server and credentials and loads the scripts.
             pipe = self._client.pipeline(transaction=False)
@@ -193,10 +203,10 @@ class RedisStore(Store):
         join = self._index_keys(agent)
         leave = [] if old is None else [k for k in self._index_keys(old) if k not in join]
         held: list[str] | None = self._scripts.write_agent(
-            keys=[keys.agents, keys.agent_max, keys.agent_limits, keys.agent_version,
-                  keys.clock, keys.slots(agent.agent_id), *leave, *join],
+            keys=[keys.agents, keys.agent_max, keys.allocations(agent.agent_id),
+                  keys.agent_version, keys.clock, keys.slots(agent.agent_id), *leave, *join],
             args=[agent.agent_id, version, agent.model_dump_json(exclude=_DERIVED),
-                  agent.max_concurrent_tasks, _limits_json(agent), len(leave)],
+                  agent.max_concurrent_tasks, *_ceilings(agent), len(leave)],
         )
         return held
 
@@ -255,8 +265,8 @@ class RedisStore(Store):
             if old is None:
                 return None
             held: list[str] | None = self._scripts.delete_agent(
-                keys=[keys.agents, keys.agent_max, keys.agent_limits, keys.agent_version,
-                      keys.agent_load, slots, *self._index_keys(old)],
+                keys=[keys.agents, keys.agent_max, keys.agent_version, keys.agent_load,
+                      keys.allocations(agent_id), slots, *self._index_keys(old)],
                 args=[agent_id, version],
             )
             if held is None:
@@ -452,34 +462,110 @@ class RedisStore(Store):
     # -- resources -----------------------------------------------------------------------
     @_translated
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
-        """Check capacity and record the allocation in one script."""
-        keys = self.keys
+        """Check capacity, take the slot and record the allocation in one script."""
+        return self._allocate(allocation, now, ())
+
+    @_translated
+    def preempt_and_allocate(self, allocation: Allocation, victims: Sequence[str],
+                             now: float) -> Allocation | None:
+        """Remove the victims and allocate in one script, all or nothing."""
+        gone = [validate_id(v, "task_id") for v in dict.fromkeys(victims)]
+        return self._allocate(allocation, now, gone)
+
+    def _allocation_keys(self, agent_id: str) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        """KEYS of allocate.lua (all seven) and of release_allocation.lua (the first four,
+        which allocate.lua needs unless reservations are involved) for one agent, built
+        (and the ID validated) once per agent, and encoded: the hot path builds no key
+        names and sends no more of them than it needs."""
+        found = self._agent_keys.get(agent_id)
+        if found is None:
+            keys = self.keys
+            ledger, slots = keys.allocations(agent_id), keys.slots(agent_id)
+            allocate = (ledger, slots, keys.agent_load, keys.allocation_agents,
+                        keys.reservations, keys.agent_reservations(agent_id),
+                        keys.reservation_expiry)
+            found = (tuple(k.encode() for k in allocate),
+                     tuple(k.encode() for k in allocate[:4]))
+            if len(self._agent_keys) >= _AGENT_KEYS_CACHED:
+                self._agent_keys.clear()
+            self._agent_keys[agent_id] = found
+        return found
+
+    def _allocate(self, allocation: Allocation, now: float,
+                  victims: Sequence[str]) -> Allocation | None:
+        """Run allocate.lua (see there): the stored allocation, or None."""
         agent_id = allocation.agent_id
-        redeem = allocation.reservation_id
-        reply: list[str] = self._scripts.allocate(
-            keys=[keys.agent_limits, keys.allocations(agent_id), keys.allocation_agents,
-                  keys.reservations, keys.agent_reservations(agent_id),
-                  keys.reservation_expiry],
-            args=[agent_id, validate_id(allocation.task_id, "task_id"),
-                  allocation.model_dump_json(), now,
-                  "" if redeem is None else validate_id(redeem, "reservation_id"),
-                  *_amounts(allocation)],
-        )
+        full, short = self._allocation_keys(agent_id)
+        # The script reads the IDs and amounts from the JSON: validate what it will use.
+        validate_id(allocation.task_id, "task_id")
+        if allocation.reservation_id is not None:
+            validate_id(allocation.reservation_id, "reservation_id")
+        data = allocation.model_dump_json()
+        if not allocation.holds_slot:
+            # The script stores the JSON as sent when the task takes its slot (the
+            # common case): send it saying so. holds_slot is its last field.
+            data = data[:-6] + "true}"
+        scripts, args = self._scripts, (data, now, *victims)
+        reply: list[Any] = scripts.run(
+            scripts.allocate, full if allocation.reservation_id else short, args)
+        if reply[0] == "keys":
+            # A reservation it counted expired: the script needs the reservation keys to
+            # stop counting it (at most once per expiry, never for a redeeming call).
+            reply = scripts.run(scripts.allocate, full, args)
         status = reply[0]
-        if status == "missing":
-            raise NotFoundError(f"agent {agent_id!r} is not registered")
+        if status == "allocated":
+            stored = allocation.model_copy()
+            # Set directly: validate_assignment would re-validate the whole record.
+            stored.__dict__["holds_slot"] = reply[1] == 1
+            return stored
         if status == "existing":
             return Allocation.model_validate_json(reply[1])
-        return allocation.model_copy() if status == "allocated" else None
+        if status == "missing":
+            raise NotFoundError(f"agent {agent_id!r} is not registered")
+        return None
 
     @_translated
     def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
-        """Remove and return an allocation (one script)."""
-        data: str | None = self._scripts.release_allocation(
-            keys=[self.keys.allocations(agent_id), self.keys.allocation_agents],
-            args=[agent_id, validate_id(task_id, "task_id")],
-        )
+        """Remove and return an allocation, freeing the slot it holds (one script)."""
+        scripts = self._scripts
+        data: str | None = scripts.run(scripts.release_allocation,
+                                       self._allocation_keys(agent_id)[1],
+                                       (agent_id, validate_id(task_id, "task_id")))
         return None if data is None else Allocation.model_validate_json(data)
+
+    @_translated
+    def put_wait(self, wait: WaitRecord) -> None:
+        """Record or refresh a wait (one MULTI/EXEC: the record and its agent's index)."""
+        keys = self.keys
+        index = keys.waits_of_agent(wait.agent_id)
+        field = f"{wait.agent_id}:{validate_id(wait.task_id, 'task_id')}"
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hset(keys.waits, field, wait.model_dump_json())
+        pipe.zadd(index, {field: wait.since})
+        pipe.execute()
+
+    @_translated
+    def delete_wait(self, agent_id: str, task_id: str) -> bool:
+        """Forget a wait (one MULTI/EXEC)."""
+        keys = self.keys
+        index = keys.waits_of_agent(agent_id)
+        field = f"{agent_id}:{validate_id(task_id, 'task_id')}"
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hdel(keys.waits, field)
+        pipe.zrem(index, field)
+        removed, _ = pipe.execute()
+        return bool(removed)
+
+    @_translated
+    def list_waits(self, agent_id: str | None = None) -> list[WaitRecord]:
+        """Waits (on one agent, from its index), oldest first."""
+        keys = self.keys
+        if agent_id is None:
+            datas = self._hvals(keys.waits)
+        else:
+            datas = self._listed(keys.waits, [keys.waits_of_agent(agent_id)])
+        found = [WaitRecord.model_validate_json(d) for d in datas]
+        return sorted(found, key=lambda w: (w.since, w.agent_id, w.task_id))
 
     @_translated
     def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
@@ -493,7 +579,8 @@ class RedisStore(Store):
             for agent in sorted(agents):
                 pipe.hvals(keys.allocations(agent))
             datas = [data for chunk in pipe.execute() for data in chunk]
-        found = [Allocation.model_validate_json(d) for d in datas]
+        # A ledger's other fields (limits, counters) are numbers; allocations are JSON.
+        found = [Allocation.model_validate_json(d) for d in datas if d.startswith("{")]
         return sorted(found, key=lambda a: (a.created_at, a.agent_id, a.task_id))
 
     @_translated
@@ -503,9 +590,9 @@ class RedisStore(Store):
         agent_id = reservation.agent_id
         rid = validate_id(reservation.reservation_id, "reservation_id")
         status: str = self._scripts.reserve(
-            keys=[keys.agent_limits, keys.allocations(agent_id), keys.reservations,
+            keys=[keys.allocations(agent_id), keys.reservations,
                   keys.agent_reservations(agent_id), keys.reservation_expiry],
-            args=[agent_id, rid, reservation.model_dump_json(), now, reservation.expires_at,
+            args=[rid, reservation.model_dump_json(), now, reservation.expires_at,
                   *_amounts(reservation)],
         )
         if status == "missing":
@@ -534,7 +621,7 @@ class RedisStore(Store):
             agent_id = Reservation.model_validate_json(data).agent_id
             outcome: int = self._scripts.cancel_reservation(
                 keys=[keys.reservations, keys.agent_reservations(agent_id),
-                      keys.reservation_expiry],
+                      keys.reservation_expiry, keys.allocations(agent_id)],
                 args=[rid],
             )
             return _CONFLICT if outcome < 0 else outcome == 1
@@ -576,7 +663,8 @@ class RedisStore(Store):
             return []
         gone: list[str] = self._scripts.expire_reservations(
             keys=[keys.reservations, keys.reservation_expiry,
-                  *(keys.agent_reservations(r.agent_id) for r in due)],
+                  *(key for r in due for key in (keys.agent_reservations(r.agent_id),
+                                                 keys.allocations(r.agent_id)))],
             args=[now, *(r.reservation_id for r in due)],
         )
         found = [Reservation.model_validate_json(d) for d in gone]
