@@ -257,6 +257,18 @@ def test_preemption_also_frees_the_slot_it_needs(store: Store) -> None:
     assert a1 is not None and a1.running_tasks == ["high"]
 
 
+def test_a_victim_whose_slot_is_gone_frees_no_slot(store: Store) -> None:
+    store.put_agent(agent(max_tasks=1, limits=LIMITED))
+    now = time.time()
+    store.allocate(alloc("low", 1, 100, priority=Priority.LOW), now)
+    store.release_slot("a1", "low")  # its slot went back on its own
+    assert store.acquire_slot("a1", "other").acquired  # and another task took it
+    high = alloc("high", 1, 100, priority=Priority.HIGH)
+    assert store.preempt_and_allocate(high, ["low"], now) is None, "would over-commit"
+    a1 = store.get_agent("a1")
+    assert a1 is not None and a1.current_load == 1 and a1.running_tasks == ["other"]
+
+
 def test_waits_are_recorded_per_agent_and_task(store: Store) -> None:
     store.put_wait(WaitRecord(agent_id="a1", task_id="t1", cpu_cores=1, since=2.0))
     store.put_wait(WaitRecord(agent_id="a2", task_id="t2", priority=Priority.HIGH, since=1.0))

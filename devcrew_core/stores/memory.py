@@ -308,7 +308,9 @@ class MemoryStore(Store):
         if not fits(limits_of(agent), total([*held, *others]), allocation):
             return None
         slots = self._slots.setdefault(allocation.agent_id, {})
-        freed = sum(1 for v in gone if self._allocations[(allocation.agent_id, v)].holds_slot)
+        # Only slots a victim really still holds come free (one may have been released).
+        freed = sum(1 for v in gone
+                    if self._allocations[(allocation.agent_id, v)].holds_slot and v in slots)
         has_slot = allocation.task_id in slots
         if not has_slot and len(slots) - freed >= agent.max_concurrent_tasks:
             return None
