@@ -506,21 +506,20 @@ class RedisStore(Store):
             # common case): send it saying so. holds_slot is its last field.
             data = data[:-6] + "true}"
         scripts, args = self._scripts, (data, now, *victims)
-        reply: list[Any] = scripts.run(
+        reply: int | str = scripts.run(
             scripts.allocate, full if allocation.reservation_id else short, args)
-        if reply[0] == "keys":
+        if reply == "keys":
             # A reservation it counted expired: the script needs the reservation keys to
             # stop counting it (at most once per expiry, never for a redeeming call).
             reply = scripts.run(scripts.allocate, full, args)
-        status = reply[0]
-        if status == "allocated":
+        if isinstance(reply, int):  # allocated; 1 when it took the task's slot
             stored = allocation.model_copy()
             # Set directly: validate_assignment would re-validate the whole record.
-            stored.__dict__["holds_slot"] = reply[1] == 1
+            stored.__dict__["holds_slot"] = reply == 1
             return stored
-        if status == "existing":
-            return Allocation.model_validate_json(reply[1])
-        if status == "missing":
+        if reply.startswith("{"):  # the task's existing allocation
+            return Allocation.model_validate_json(reply)
+        if reply == "missing":
             raise NotFoundError(f"agent {agent_id!r} is not registered")
         return None
 

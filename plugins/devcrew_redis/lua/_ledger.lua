@@ -22,9 +22,12 @@
 -- costs more than the rest of a script): pydantic writes the four amounts first, an
 -- allocation's agent_id and task_id next and its holds_slot last (the store checks
 -- that field order when it is imported), and IDs never hold '"' or ','. The patterns
--- are anchored: an unanchored one is tried at every position of the string.
-local AMOUNTS = '^{"cpu_cores":([^,]*),"memory_mb":([^,]*),"disk_mb":([^,]*),' ..
-                '"network_mbps":([^,]*),'
+-- are anchored (an unanchored one is tried at every position of the string) and
+-- literals (a concatenation would be made again on every call).
+local AMOUNTS =
+  '^{"cpu_cores":([^,]*),"memory_mb":([^,]*),"disk_mb":([^,]*),"network_mbps":([^,]*),'
+-- The same, then an allocation's agent_id and task_id (one literal, hence one line).
+local ALLOCATION = '^{"cpu_cores":([^,]*),"memory_mb":([^,]*),"disk_mb":([^,]*),"network_mbps":([^,]*),"agent_id":"([^"]*)","task_id":"([^"]*)",'
 
 -- The four amounts of a record's JSON, from its fields c, m, d, n (strings).
 local function four_amounts(json, c, m, d, n)

@@ -11,14 +11,14 @@
 -- ARGV[1] allocation JSON ending '"holds_slot":true}' (stored as it is when the task
 -- takes its slot here, the common case), ARGV[2] now, ARGV[3..] victims (distinct
 -- task ids)
--- Returns {'gone'} (a victim has no allocation: nothing changed), {'missing'} (unknown
--- agent), {'existing', JSON}, {'full'} (resources), {'busy'} (no free slot),
--- {'allocated', 1 if it took the slot else 0}, or {'keys'} (nothing changed: a counted
--- reservation has expired and KEYS[5..7] are needed to stop counting it; call again
--- with them).
+-- Returns 1 or 0 when it allocated (1: it took the slot, 0: the task held it), the JSON
+-- of the task's existing allocation (nothing changed), or a word: 'gone' (a victim has
+-- no allocation: nothing changed), 'missing' (unknown agent), 'full' (resources), 'busy'
+-- (no free slot), 'keys' (nothing changed: a counted reservation has expired and
+-- KEYS[5..7] are needed to stop counting it; call again with them). Scalar replies: an
+-- array costs the client more to read.
 local json, now = ARGV[1], ARGV[2]
-local c, m, d, n, agent, task = string.match(json,
-  AMOUNTS .. '"agent_id":"([^"]*)","task_id":"([^"]*)",')
+local c, m, d, n, agent, task = string.match(json, ALLOCATION)
 local request = four_amounts(json, c, m, d, n)
 if string.sub(json, -18) ~= '"holds_slot":true}' then
   return redis.error_reply('allocation JSON must end with "holds_slot":true')
@@ -29,7 +29,7 @@ if redeem then redeem = string.match(json, '^[^"]*', redeem + 19) end
 local freed, victims, victim_slots = {0, 0, 0, 0}, {}, 0
 for i = 3, #ARGV do
   local held = redis.call('HGET', KEYS[1], ARGV[i])
-  if not held then return {'gone'} end
+  if not held then return 'gone' end
   local amounts = amounts_of(held)
   for dim = 1, 4 do freed[dim] = freed[dim] + amounts[dim] end
   -- A victim frees a slot if it took one and still holds it.
@@ -40,14 +40,14 @@ end
 local v = redis.call('HMGET', KEYS[1], ':max', ':limit:cpu_cores', ':limit:memory_mb',
                      ':limit:disk_mb', ':limit:network_mbps', task, ':n', ':used:cpu_cores',
                      ':used:memory_mb', ':used:disk_mb', ':used:network_mbps', ':next')
-if not v[1] then return {'missing'} end
-if v[6] then return {'existing', v[6]} end
+if not v[1] then return 'missing' end
+if v[6] then return v[6] end
 local count, used = tonumber(v[7]) or 0, four(v, 8)
 -- Without :next no reservation is counted: the reserved half is zero.
 local reserved, swept, soonest, resweep = {0, 0, 0, 0}, false, v[12], false
 local redeemed, expires, redeemed_amounts
 if soonest or redeem then
-  if #KEYS < 7 and (redeem or tonumber(now) >= tonumber(soonest)) then return {'keys'} end
+  if #KEYS < 7 and (redeem or tonumber(now) >= tonumber(soonest)) then return 'keys' end
   local r = redis.call('HMGET', KEYS[1], ':reserved:cpu_cores', ':reserved:memory_mb',
                        ':reserved:disk_mb', ':reserved:network_mbps', ':swept')
   reserved, swept, soonest, resweep = sweep(KEYS[5], KEYS[6], four(r, 1), r[5], soonest,
@@ -69,7 +69,7 @@ for dim = 1, 4 do
 end
 if not fits(four(v, 2), total, request) then
   if resweep then write_reserved(KEYS[1], reserved, swept, soonest) end
-  return {'full'}
+  return 'full'
 end
 -- The slot comes last among the checks: taking it is the first write.
 local max = tonumber(v[1])
@@ -80,7 +80,7 @@ if load - victim_slots < max then
   took = redis.call('ZADD', KEYS[2], 'NX', now, task)
 elseif not redis.call('ZSCORE', KEYS[2], task) then
   if resweep then write_reserved(KEYS[1], reserved, swept, soonest) end
-  return {'busy'}
+  return 'busy'
 end
 for _, victim in ipairs(victims) do
   redis.call('HDEL', KEYS[1], victim[1])
@@ -103,4 +103,4 @@ for dim = 1, 4 do used[dim] = used[dim] - freed[dim] + request[dim] end
 redis.call('HSET', KEYS[1], task, json, ':n', count - #victims + 1,
            ':used:cpu_cores', used[1], ':used:memory_mb', used[2],
            ':used:disk_mb', used[3], ':used:network_mbps', used[4])
-return {'allocated', took}
+return took

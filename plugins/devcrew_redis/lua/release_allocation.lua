@@ -10,7 +10,6 @@ local v = redis.call('HMGET', KEYS[1], task, ':n', ':used:cpu_cores', ':used:mem
 local json = v[1]
 if not json then return false end
 redis.call('HDEL', KEYS[1], task)
-local amounts = amounts_of(json)
 if holds_slot(json) and redis.call('ZREM', KEYS[2], task) == 1 then
   redis.call('HINCRBY', KEYS[3], agent, -1)  -- the load is the number of slots held
 end
@@ -21,7 +20,7 @@ if count <= 0 then
   redis.call('HSET', KEYS[1], ':n', 0, ':used:cpu_cores', 0, ':used:memory_mb', 0,
              ':used:disk_mb', 0, ':used:network_mbps', 0)
 else
-  local used = four(v, 3)
+  local amounts, used = amounts_of(json), four(v, 3)
   redis.call('HSET', KEYS[1], ':n', count, ':used:cpu_cores', used[1] - amounts[1],
              ':used:memory_mb', used[2] - amounts[2], ':used:disk_mb', used[3] - amounts[3],
              ':used:network_mbps', used[4] - amounts[4])
