@@ -1,8 +1,4 @@
-"""The installed devcrew version (kept import-light for ``devcrew --version``)."""
+"""The devcrew version: the single source pyproject.toml reads it from (a plain string,
+so ``devcrew --version`` imports nothing to find it)."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("devcrew")
-except PackageNotFoundError:  # pragma: no cover - running from an uninstalled checkout
-    __version__ = "0+unknown"
+__version__ = "0.1.0"

@@ -45,7 +45,8 @@ def test_version_imports_no_plugin_or_backend() -> None:
         "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
         "heavy = {'stevedore', 'prefect', 'celery', 'redis', 'psycopg2', 'rich',\n"
         "         'devcrew_core.stores.sqlite', 'devcrew_core.default_plugins.scoring',\n"
-        "         'devcrew_core.models', 'devcrew_core.config', 'devcrew_core.engine.run'}\n"
+        "         'devcrew_core.models', 'devcrew_core.config', 'devcrew_core.engine.run',\n"
+        "         'pydantic', 'yaml', 'subprocess', 'importlib.metadata'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

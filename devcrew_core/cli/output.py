@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
-import yaml
 
 FORMATS = ("table", "json", "yaml")
 #: Table width when the output is not a terminal.
@@ -46,6 +45,8 @@ def render(
         click.echo(json.dumps(data, indent=2, default=str))
         return
     if fmt == "yaml":
+        import yaml  # only for this format: keeps `devcrew --version` light
+
         click.echo(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False),
                    nl=False)
         return

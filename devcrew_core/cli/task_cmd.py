@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from devcrew_core.cli.common import csv_list, delegation_manager, json_option
 from devcrew_core.cli.groups import task
@@ -18,6 +17,9 @@ LIST_COLUMNS = ("task_id", "agent_id", "status", "task_type", "priority", "deleg
 
 
 def _request(**fields: Any) -> Any:
+    # Imported here: `devcrew --version` must not pay for pydantic.
+    from pydantic import ValidationError
+
     from devcrew_core.models import TaskRequest
     from devcrew_core.validation import describe_validation_error
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from devcrew_core.cli.common import follow, orchestrator, show_summary
 from devcrew_core.cli.groups import workflow
@@ -141,6 +139,8 @@ def _spawn_background(ctx: click.Context, run_id: str) -> None:
         args += ["--config", str(config)]
     args += ["workflow", "execute-run", "--run-id", run_id]
     # A new session, so the run survives the terminal that started it.
+    import subprocess  # only here: keeps `devcrew --version` light
+
     subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL,  # noqa: S603
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      env=dict(os.environ))
@@ -245,6 +245,8 @@ def export(ctx: click.Context, workflow_id: str, destination: str | None) -> Non
     if destination and destination.endswith(".json"):
         text = json.dumps(document, indent=2) + "\n"
     else:
+        import yaml
+
         text = yaml.safe_dump(document, sort_keys=False)
     if destination:
         Path(destination).write_text(text, encoding="utf-8")
