@@ -24,12 +24,15 @@ from devcrew_core.stores.records import AgentRecord
 def capability_fit(required: Collection[str], agent: AgentRecord) -> float:
     """How well ``agent``'s capabilities fit ``required``, in [0, 1]; specialists
     (fewer capabilities beyond those required) fit a little better."""
-    need, have = set(required), set(agent.capabilities)
-    if not need:
+    # Capabilities are normalised and de-duplicated by the models, and the lists are
+    # short: membership tests on them are cheaper than building sets (hot path).
+    if not required:
         return 0.8
-    if not need <= have:
-        return 0.8 * len(need & have) / len(need)
-    return 0.8 + 0.2 * len(need) / len(have)
+    have = agent.capabilities
+    matched = sum(1 for cap in required if cap in have)
+    if matched < len(required):
+        return 0.8 * matched / len(required)
+    return min(0.8 + 0.2 * len(required) / len(have), 1.0)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ class AgentMatcher:
         self.store = store
         self.scorer = scorer
         self.cache_seconds = cache_seconds
-        self._cache: dict[tuple[Any, ...], tuple[float, list[AgentRecord]]] = {}
+        # key -> (valid until (monotonic), agents, the first of their expiry times)
+        self._cache: dict[tuple[Any, ...], tuple[float, list[AgentRecord], float]] = {}
         self._loads: dict[str, int] = {}
 
     def invalidate(self) -> None:
@@ -85,6 +89,8 @@ class AgentMatcher:
         if self.cache_seconds > 0:
             cached = self._cache.get(key)
             if cached is not None and cached[0] > time.monotonic():
+                if moment < cached[2]:  # none of them can have expired yet
+                    return list(cached[1])
                 return [a for a in cached[1] if not a.is_expired(moment)]
         excluded = set(request.exclude_agents)
         agents = [
@@ -98,7 +104,9 @@ class AgentMatcher:
             and (agent.runner is not None or not require_runner)
         ]
         if self.cache_seconds > 0:
-            self._cache[key] = (time.monotonic() + self.cache_seconds, agents)
+            first_expiry = min((a.expires_at for a in agents if a.expires_at is not None),
+                               default=float("inf"))
+            self._cache[key] = (time.monotonic() + self.cache_seconds, agents, first_expiry)
         for agent in agents:  # fresh from the store: forget what we had tracked
             self._loads[agent.agent_id] = agent.current_load
         return agents
