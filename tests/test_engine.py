@@ -717,12 +717,12 @@ def test_a_running_engine_keeps_its_agents_alive_past_their_ttl(db_url: str,
     own heartbeats keep it eligible."""
     from devcrew_core.config import load_settings
 
-    settings = load_settings(state_url=db_url, agent_ttl_seconds=0.5,
+    settings = load_settings(state_url=db_url, agent_ttl_seconds=1.0,
                              agent_heartbeat_interval=0.1)
     with TaskOrchestrator(settings=settings) as face:
         agent(face, "w1")
         face.create_workflow(Workflow(workflow_id="long", tasks=[
-            Task(task_id="t1", agent_type="Worker", input_data={"sleep": 1.2}),
+            Task(task_id="t1", agent_type="Worker", input_data={"sleep": 2.5}),
             Task(task_id="t2", agent_type="Worker", depends_on=["t1"], timeout=5,
                  input_data={"sleep": 0.01})]))
         result = face.execute_workflow("long")

@@ -120,7 +120,15 @@ def test_a_preempted_task_is_requeued_and_completes(orch: TaskOrchestrator, db_u
             time.sleep(0.02)
         urgent = allocator.allocate("w1", "urgent", 2, 1, Priority.CRITICAL)
         assert urgent is not None and len(urgent["preempted"]) == 1
-        time.sleep(0.3)  # the engine notices within its poll interval and re-queues
+
+        def requeued() -> bool:  # the engine noticed: attempt 1 stopped, task re-queued
+            error = orch.get_workflow_status(run.run_id)["tasks"][0]["error"] or ""
+            return "preempted by urgent" in error or "waiting for resources" in error
+
+        deadline = time.monotonic() + 30
+        while not requeued():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         allocator.release("w1", "urgent")
     runner.join(timeout=60)
     assert done["run"].status.value == "completed"
