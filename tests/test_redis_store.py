@@ -708,6 +708,34 @@ def test_delegating_a_task_again_to_another_agent_moves_it_between_indexes(
     assert store.complete_delegation("a1", "t1", 4.0) == (None, False)
 
 
+def test_delegation_json_is_read_by_position_not_fooled_by_its_strings(
+    store: RedisStore, prefix: str, admin: redis.Redis
+) -> None:
+    # The scripts read agent_id and status from the stored JSON and rewrite status and
+    # completed_at in place: look-alikes in string fields and the context must not count.
+    store.put_agent(agent("a1"))
+    store.put_agent(agent("a2"))
+    decoy = {"status": "completed", "x": ',"status":"completed","completed_at":7}',
+             "completed_at": 8.0, "agent_id": "a2"}
+    record = delegation("t1").model_copy(update={
+        "priority": '","status":"completed', "task_type": '\\",\\"status\\":\\"x',
+        "context": decoy})
+    store.delegate(record)
+    with pytest.raises(UsageError):  # still active on a1
+        store.delegate(delegation("t1", "a2"))
+    got, now = store.complete_delegation("a1", "t1", 2.5)
+    assert now and got is not None and got.context == decoy
+    assert (got.status, got.completed_at, got.priority) == (
+        DelegationStatus.COMPLETED, 2.5, record.priority)
+    assert store.get_delegation("t1") == got
+    assert store.complete_delegation("a1", "t1", 3.0) == (got, False)
+    assert store.list_delegations(status="completed") == [got]
+    assert store.list_delegations("a1", "active") == []
+    root = f"{{{prefix}}}"
+    assert json.loads(admin.hget(f"{root}:delegations", "t1") or "") == json.loads(
+        got.model_dump_json())
+
+
 def test_racing_completions_free_the_slot_exactly_once(store: RedisStore) -> None:
     store.put_agent(agent(max_tasks=8))
     for round_ in range(10):

@@ -13,6 +13,7 @@ Audit and event kinds are free text, so they are percent-encoded instead.
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import quote
 
@@ -41,11 +42,8 @@ class Keys:
         self.agent_max = f"{root}:agents:max"
         self.agent_version = f"{root}:agents:version"
         self.agent_load = f"{root}:agents:load"
-        # delegations: one hash per column, field = task_id
+        # delegations: hash task_id -> record JSON, and a sorted set by delegated_at
         self.delegations = f"{root}:delegations"
-        self.delegation_assignee = f"{root}:delegations:assignee"
-        self.delegation_state = f"{root}:delegations:state"
-        self.delegation_completed_at = f"{root}:delegations:completed_at"
         self.delegations_created = f"{root}:delegations:created"
         # allocations and reservations
         self.allocation_agents = f"{root}:allocations:agents"
@@ -85,10 +83,6 @@ class Keys:
     def delegations_of_agent(self, agent_id: str) -> str:
         """Sorted set of the task IDs delegated to one agent (score: delegated_at)."""
         return f"{self.root}:delegations:agent:{validate_id(agent_id, 'agent_id')}"
-
-    def delegations_with_status(self, status: str) -> str:
-        """Sorted set of the task IDs whose delegation is in one status."""
-        return f"{self.root}:delegations:status:{validate_id(status, 'status')}"
 
     def allocations(self, agent_id: str) -> str:
         """The ledger of one agent: hash task_id -> allocation JSON, plus its limits and
@@ -132,6 +126,7 @@ class Keys:
         return f"{self.root}:events:kind:{_encode(kind)}"
 
 
+@functools.lru_cache(maxsize=1024)
 def _encode(text: str) -> str:
     """Percent-encode free text into ``[A-Za-z0-9._~%-]``: injective, and never ``:``
     or a glob character, so it cannot alias another key."""

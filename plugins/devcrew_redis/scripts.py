@@ -69,10 +69,12 @@ class Scripts:
         self.read_log = self._register("read_log")
         self.list_indexed = self._register("list_indexed")
 
-    def run(self, script: Script, keys: tuple[bytes, ...], args: tuple[Any, ...]) -> Any:
+    def run(self, script: Script, keys: tuple[str | bytes, ...],
+            args: tuple[Any, ...]) -> Any:
         """Run ``script`` with EVALSHA like calling it does, minus the call's own
-        overhead (the hot path: allocate, release_allocation); on NOSCRIPT the script
-        loads itself and runs, as when called."""
+        overhead (the hot paths: allocate, release_allocation, delegate,
+        complete_delegation); on NOSCRIPT the script loads itself and runs, as when
+        called."""
         try:
             return self._client.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:

@@ -78,6 +78,15 @@ if (list(Allocation.model_fields)[:6] != [*_DIMS, "agent_id", "task_id"]
         or list(Reservation.model_fields)[:4] != list(_DIMS)):  # pragma: no cover - a guard
     raise ImportError("devcrew_redis: the field order of Allocation or Reservation changed; "
                       "the Lua scripts read their JSON by position")
+# delegate.lua and complete_delegation.lua read a delegation's JSON by position too:
+# task_id and agent_id first, then fields holding strings only up to status (so the
+# first ',"status":"' is the field), and completed_at last.
+_DELEGATION_FIELDS = list(DelegationRecord.model_fields)
+if (_DELEGATION_FIELDS[:2] != ["task_id", "agent_id"] or _DELEGATION_FIELDS[-1] != "completed_at"
+        or _DELEGATION_FIELDS.index("status") != 6
+        or [s.value for s in DelegationStatus] != ["active", "completed"]):  # pragma: no cover
+    raise ImportError("devcrew_redis: the fields of DelegationRecord changed; the Lua "
+                      "scripts read its JSON by position")
 #: How often a compare-and-set update is tried before giving up: each retry means
 #: another writer changed the record in the few hundred microseconds in between.
 _CAS_ATTEMPTS = 100
@@ -359,13 +368,6 @@ class RedisStore(Store):
         index, entry = self._audit_entry(audit)
         return [*keys, *index], [1, *entry]
 
-    @staticmethod
-    def _delegation(data: str, status: str, completed_at: str | None) -> DelegationRecord:
-        """A delegation from its JSON and its status and completion columns."""
-        fields = json.loads(data)
-        fields.update(status=status, completed_at=float(completed_at) if completed_at else None)
-        return DelegationRecord.model_validate(fields)
-
     @_translated
     def delegate(self, record: DelegationRecord,
                  audit: AuditRecord | None = None) -> SlotResult:
@@ -376,26 +378,19 @@ class RedisStore(Store):
         keys = self.keys
         agent_id, task_id = record.agent_id, validate_id(record.task_id, "task_id")
         audit_keys, audit_args = self._audit_tail(audit)
-        others = [keys.delegations_with_status(s.value) for s in DelegationStatus
-                  if s is not record.status]
-        data = record.model_dump_json(exclude={"status", "completed_at"})
-        completed_at = "" if record.completed_at is None else repr(record.completed_at)
+        # The script reads the IDs (and later the status) from the JSON.
+        data = record.model_dump_json()
+        head = [keys.agent_max, keys.agent_load, keys.slots(agent_id), keys.delegations,
+                keys.delegations_created, keys.delegations_of_agent(agent_id)]
         # The agent holding the task's earlier delegation, as far as we know: usually
         # none or the same agent, which the script checks (one round trip).
         earlier = agent_id
+        scripts = self._scripts
         for _ in range(_CAS_ATTEMPTS):
-            reply: list[Any] | None = self._scripts.delegate(
-                keys=[keys.agent_max, keys.agent_load, keys.slots(agent_id),
-                      keys.delegations, keys.delegation_assignee, keys.delegation_state,
-                      keys.delegation_completed_at, keys.delegations_created,
-                      keys.delegations_of_agent(agent_id),
-                      keys.delegations_of_agent(earlier),
-                      keys.delegations_with_status(record.status.value),
-                      *audit_keys, *others],
-                args=[agent_id, task_id, time.time(), data,
-                      "" if earlier == agent_id else earlier, record.status.value,
-                      completed_at, record.delegated_at, *audit_args,
-                      DelegationStatus.ACTIVE.value],
+            reply: list[Any] | None = scripts.run(
+                scripts.delegate, (*head, keys.delegations_of_agent(earlier), *audit_keys),
+                (data, time.time(), "" if earlier == agent_id else earlier,
+                 record.delegated_at, *audit_args),
             )
             if reply is None:
                 raise NotFoundError(f"agent {agent_id!r} is not registered")
@@ -417,47 +412,40 @@ class RedisStore(Store):
         """Free the slot and mark the delegation completed in one script."""
         keys = self.keys
         audit_keys, audit_args = self._audit_tail(audit)
-        reply: list[Any] | None = self._scripts.complete_delegation(
-            keys=[keys.delegation_assignee, keys.delegation_state,
-                  keys.delegation_completed_at, keys.delegations, keys.delegations_created,
-                  keys.slots(agent_id), keys.agent_load,
-                  keys.delegations_with_status(DelegationStatus.ACTIVE.value),
-                  keys.delegations_with_status(DelegationStatus.COMPLETED.value),
-                  *audit_keys],
-            args=[agent_id, validate_id(task_id, "task_id"), completed_at,
-                  DelegationStatus.COMPLETED.value, *audit_args],
+        done_at = float(completed_at)
+        scripts = self._scripts
+        reply: list[Any] | None = scripts.run(
+            scripts.complete_delegation,
+            (keys.delegations, keys.slots(agent_id), keys.agent_load, *audit_keys),
+            (agent_id, validate_id(task_id, "task_id"),
+             # As JSON: the script writes it into the record's JSON.
+             repr(done_at) if math.isfinite(done_at) else json.dumps(done_at), *audit_args),
         )
         if reply is None:
             return None, False
-        now, data, status, done_at = reply
-        return self._delegation(data, status, done_at), bool(now)
+        now, data = reply
+        return DelegationRecord.model_validate_json(data), bool(now)
 
     @_translated
     def get_delegation(self, task_id: str) -> DelegationRecord | None:
-        """The latest delegation of a task (one MULTI/EXEC)."""
-        keys = self.keys
-        validate_id(task_id, "task_id")
-        pipe = self._client.pipeline(transaction=True)
-        for column in (keys.delegations, keys.delegation_state, keys.delegation_completed_at):
-            pipe.hget(column, task_id)
-        data, status, completed_at = pipe.execute()
-        return None if data is None else self._delegation(data, status, completed_at)
+        """The latest delegation of a task (one HGET)."""
+        data = self._hget(self.keys.delegations, validate_id(task_id, "task_id"))
+        return None if data is None else DelegationRecord.model_validate_json(data)
 
     @_translated
     def list_delegations(
         self, agent_id: str | None = None, status: str | None = None
     ) -> list[DelegationRecord]:
-        """Delegations, oldest first, from the agent and status indexes."""
+        """Delegations, oldest first, from the agent index (or all), of one status."""
         keys = self.keys
-        index = []
-        if agent_id is not None:
-            index.append(keys.delegations_of_agent(agent_id))
-        if status is not None:
-            index.append(keys.delegations_with_status(status))
-        rows = self._listed_columns(
-            [keys.delegations, keys.delegation_state, keys.delegation_completed_at],
-            index or [keys.delegations_created])
-        return [self._delegation(*row) for row in rows]
+        index = (keys.delegations_created if agent_id is None
+                 else keys.delegations_of_agent(agent_id))
+        found = [DelegationRecord.model_validate_json(d)
+                 for d in self._listed(keys.delegations, [index])]
+        if status is None:
+            return found
+        validate_id(status, "status")
+        return [d for d in found if d.status == status]
 
     # -- resources -----------------------------------------------------------------------
     @_translated
