@@ -13,7 +13,9 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
 
 from devcrew_core.errors import NotFoundError, StoreError
 from devcrew_core.ids import validate_id
@@ -138,6 +140,9 @@ def _latest_states(states: Sequence[TaskState]) -> list[TaskState]:
     twice), in key order (so concurrent writers lock rows in the same order)."""
     latest = {(s.run_id, s.task_id): s for s in states}
     return [latest[key] for key in sorted(latest)]
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class PostgresStore(Store):
@@ -329,12 +334,17 @@ class PostgresStore(Store):
             return None, False
         return DelegationRecord.model_validate_json(rows[0][0]), bool(rows[0][1])
 
+    def _get_one(self, model: type[M], table: str, column: str, key: str) -> M | None:
+        """One record by its key. ``table`` and ``column`` are this module's constants,
+        never input; the key is a bound parameter."""
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"SELECT data::text FROM {table} WHERE {column} = %s", (key,)))  # noqa: S608
+        return model.model_validate_json(rows[0][0]) if rows else None
+
     def get_delegation(self, task_id: str) -> DelegationRecord | None:
         """The latest delegation of a task."""
         validate_id(task_id, "task_id")
-        rows = self._sessions.run(lambda tx: tx.query(
-            "SELECT data::text FROM delegations WHERE task_id = %s", (task_id,)))
-        return DelegationRecord.model_validate_json(rows[0][0]) if rows else None
+        return self._get_one(DelegationRecord, "delegations", "task_id", task_id)
 
     def list_delegations(
         self, agent_id: str | None = None, status: str | None = None
@@ -450,9 +460,7 @@ class PostgresStore(Store):
     def get_reservation(self, reservation_id: str) -> Reservation | None:
         """Return a reservation (expired or not)."""
         validate_id(reservation_id, "reservation_id")
-        rows = self._sessions.run(lambda tx: tx.query(
-            "SELECT data::text FROM reservations WHERE reservation_id = %s", (reservation_id,)))
-        return Reservation.model_validate_json(rows[0][0]) if rows else None
+        return self._get_one(Reservation, "reservations", "reservation_id", reservation_id)
 
     def cancel_reservation(self, reservation_id: str) -> bool:
         """Remove a reservation (and what it held of its agent's capacity)."""
@@ -489,9 +497,7 @@ class PostgresStore(Store):
     def get_workflow(self, workflow_id: str) -> WorkflowDefinition | None:
         """Return a workflow definition."""
         validate_id(workflow_id, "workflow_id")
-        rows = self._sessions.run(lambda tx: tx.query(
-            "SELECT data::text FROM workflows WHERE workflow_id = %s", (workflow_id,)))
-        return WorkflowDefinition.model_validate_json(rows[0][0]) if rows else None
+        return self._get_one(WorkflowDefinition, "workflows", "workflow_id", workflow_id)
 
     def list_workflows(self) -> list[WorkflowDefinition]:
         """All workflow definitions."""
@@ -544,9 +550,7 @@ class PostgresStore(Store):
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return a run."""
         validate_id(run_id, "run_id")
-        rows = self._sessions.run(lambda tx: tx.query(
-            "SELECT data::text FROM runs WHERE run_id = %s", (run_id,)))
-        return RunRecord.model_validate_json(rows[0][0]) if rows else None
+        return self._get_one(RunRecord, "runs", "run_id", run_id)
 
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
         """Apply allowed changes with the run's row locked (two round trips)."""
@@ -626,9 +630,7 @@ class PostgresStore(Store):
     def get_handoff(self, handoff_id: str) -> HandoffRecord | None:
         """Return a handoff."""
         validate_id(handoff_id, "handoff_id")
-        rows = self._sessions.run(lambda tx: tx.query(
-            "SELECT data::text FROM handoffs WHERE handoff_id = %s", (handoff_id,)))
-        return HandoffRecord.model_validate_json(rows[0][0]) if rows else None
+        return self._get_one(HandoffRecord, "handoffs", "handoff_id", handoff_id)
 
     def update_handoff(self, handoff_id: str, changes: Mapping[str, Any]) -> HandoffRecord | None:
         """Apply allowed changes with the handoff's row locked (two round trips)."""
