@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import glob
 import os
 import secrets
 import shutil
@@ -34,29 +33,20 @@ from urllib.parse import quote
 
 import pytest
 
+from benchmarks.servers import postgres_bin_dir
+
 ROLE = "devcrew"
 DATABASE = "devcrew"
 START_TIMEOUT_S = 30.0
 
 
 def _bin_dir() -> Path:
-    """Where the server binaries are: $DEVCREW_PG_BIN, the newest Debian-style
-    /usr/lib/postgresql/N/bin, or the PATH."""
-    configured = os.environ.get("DEVCREW_PG_BIN")
-    if configured:
-        return Path(configured)
-    def major(initdb: str) -> int:
-        name = Path(initdb).parent.parent.name
-        return int(name) if name.isdigit() else 0
-
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=major)
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    if initdb is None:
+    """Where the server binaries are (see ``benchmarks.servers.postgres_bin_dir``)."""
+    found = postgres_bin_dir()
+    if found is None:
         pytest.fail("PostgreSQL server binaries not found: install them (Debian: apt-get "
                     "install postgresql) or set DEVCREW_PG_BIN to the directory of initdb")
-    return Path(initdb).parent
+    return found
 
 
 def _as_server_user() -> list[str]:

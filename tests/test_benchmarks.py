@@ -8,18 +8,10 @@ their cases need the servers and take longer, and those stores have their own su
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-# ``benchmarks`` lives at the repository root, which ``python -m pytest`` puts on
-# sys.path and a bare ``pytest`` does not.
-ROOT = str(Path(__file__).resolve().parents[1])
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from benchmarks import allocation, delegation  # noqa: E402 - needs the path set above
+from benchmarks import allocation, delegation  # the repository root is on pythonpath
 
 CASE_KEYS = {
     "case", "store", "agents", "matcher", "samples", "p50_us", "p99_us", "mean_us",
