@@ -199,16 +199,28 @@ class RedisFloor:
         self._script: Script = self._client.register_script(_FLOOR_SCRIPT)
         for _ in range(200):  # load the script, warm the connection
             self._script(keys=[self.KEY])
+        # A second connection, used bare (send, read): the round trip without the
+        # client's per-command work, as the store's hot paths send their scripts.
+        self._raw_client = redis.Redis.from_url(url, decode_responses=True)
+        self._connection = self._raw_client.connection_pool.get_connection()
         self.samples: list[float] = []
+        self.raw_samples: list[float] = []
 
     def probe(self) -> None:
-        """Time one round trip and keep the sample."""
+        """Time one round trip each way (redis-py's call, then the bare connection) and
+        keep the samples."""
         start = time.perf_counter()
         self._script(keys=[self.KEY])
         self.samples.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        self._connection.send_command("EVALSHA", self._script.sha, 1, self.KEY)
+        self._connection.read_response()
+        self.raw_samples.append(time.perf_counter() - start)
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
+        self._raw_client.connection_pool.release(self._connection)
+        self._raw_client.close()
         self._client.close()
 
 
@@ -342,6 +354,8 @@ def run_case(store: str, agents: int, directory: Path, redis_url: str | None,
                     redis_floor.close()
             floor = floor_seconds(store, directory) if redis_floor is None \
                 else statistics.median(redis_floor.samples)
+            raw_floor = None if redis_floor is None \
+                else statistics.median(redis_floor.raw_samples)
             p50 = percentile(times, 0.50)
             ratio = p50 / floor
             target = TARGETS[store] if mode == "default" and agents == TARGET_AGENTS \
@@ -354,6 +368,9 @@ def run_case(store: str, agents: int, directory: Path, redis_url: str | None,
                 "mean_us": round(statistics.fmean(times) * 1e6, 1),
                 "floor": FLOORS[store], "floor_us": round(floor * 1e6, 2),
                 "ratio": round(ratio, 2), "target_ratio": target,
+                **({} if raw_floor is None else {
+                    "raw_floor_us": round(raw_floor * 1e6, 2),
+                    "raw_ratio": round(p50 / raw_floor, 2)}),
                 "meets_target": None if target is None else ratio <= target,
                 "eligible_agents": {"min": eligible[0],
                                     "median": statistics.median(eligible),

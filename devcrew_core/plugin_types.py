@@ -28,11 +28,19 @@ class Scorer:
     ``score(request, agent)`` returns the agent's effective score (higher is better). It
     is only called for agents that already passed eligibility (capabilities, type,
     availability, expiry, free slot), so it ranks and never filters.
+
+    ``by_load`` (optional) says the same score is ``base - per_task * current_load``
+    where ``(base, per_task) = by_load(required_capabilities, agent)`` depends on
+    nothing else of the request or of the agent's state. The matcher then computes that
+    pair once per agent record and request kind and ranks with a multiply-add instead
+    of calling ``score`` for every eligible agent of every request (the hot path of
+    delegation). It must agree with ``score``.
     """
 
     name: str
     score: Callable[[TaskRequest, AgentRecord], float]
     description: str = ""
+    by_load: Callable[[Sequence[str], AgentRecord], tuple[float, float]] | None = None
 
 
 @dataclass(frozen=True)

@@ -397,8 +397,13 @@ class _RoundTrips:
     def __init__(self, store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         self._lock = threading.Lock()
-        connection = store._client.connection_pool.get_connection()
-        store._client.connection_pool.release(connection)
+        # Connect three pooled connections first: the hot paths keep one per thread
+        # (devcrew_redis.pinned), and opening another (its handshake) is not the call's.
+        pool = store._client.connection_pool
+        connections = [pool.get_connection() for _ in range(3)]
+        for connection in connections:
+            connection.connect()
+            pool.release(connection)
         original = type(connection).send_packed_command
 
         def counting(conn: Any, command: Any, check_health: bool = True) -> None:

@@ -9,7 +9,7 @@ effective score = 0.5 * capability fit + 0.3 * free capacity + 0.2 * priority we
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from devcrew_core.engine.matching import capability_fit
 from devcrew_core.hookspecs import hookimpl
@@ -20,12 +20,16 @@ from devcrew_core.stores.records import AgentRecord
 
 def default_score(request: TaskRequest, agent: AgentRecord) -> float:
     """Blend capability fit, free capacity and priority weight (see module docstring)."""
-    free = 1.0 - agent.current_load / agent.max_concurrent_tasks
-    return (
-        0.5 * capability_fit(request.required_capabilities, agent)
-        + 0.3 * max(free, 0.0)
-        + 0.2 * agent.priority_weight / 100
-    )
+    base, per_task = default_by_load(request.required_capabilities, agent)
+    # Never below the score of a full agent (loads above the limit happen when a
+    # limit is lowered under running tasks).
+    return base - per_task * min(agent.current_load, agent.max_concurrent_tasks)
+
+
+def default_by_load(required: Sequence[str], agent: AgentRecord) -> tuple[float, float]:
+    """The default score as ``base - per_task * current_load`` (see :class:`Scorer`)."""
+    base = 0.5 * capability_fit(required, agent) + 0.3 + 0.2 * agent.priority_weight / 100
+    return base, 0.3 / agent.max_concurrent_tasks
 
 
 @hookimpl
@@ -35,4 +39,5 @@ def devcrew_scorers() -> Iterator[Scorer]:
         name="default",
         score=default_score,
         description="0.5 x capability fit + 0.3 x free capacity + 0.2 x priority weight",
+        by_load=default_by_load,
     )

@@ -35,6 +35,10 @@ def capability_fit(required: Collection[str], agent: AgentRecord) -> float:
     return min(0.8 + 0.2 * len(required) / len(have), 1.0)
 
 
+#: Sets of required capabilities the scoring memo keeps before it is cleared.
+_MEMO_KINDS = 4096
+
+
 @dataclass(frozen=True)
 class Claim:
     """A load slot taken on ``agent`` for one task, with how it was chosen.
@@ -63,11 +67,14 @@ class AgentMatcher:
         # key -> (valid until (monotonic), agents, the first of their expiry times)
         self._cache: dict[tuple[Any, ...], tuple[float, list[AgentRecord], float]] = {}
         self._loads: dict[str, int] = {}
+        # required capabilities -> agent_id -> (agent record, base, per_task): see rank
+        self._memo: dict[tuple[str, ...], dict[str, tuple[AgentRecord, float, float]]] = {}
 
     def invalidate(self) -> None:
         """Forget cached agents and loads (the next lookup asks the store)."""
         self._cache.clear()
         self._loads.clear()
+        self._memo.clear()
 
     def released(self, agent_id: str) -> None:
         """Note that this process freed a slot on ``agent_id``."""
@@ -132,31 +139,66 @@ class AgentMatcher:
         """Score agents with free capacity, best first (ties: lower agent_id first); with
         ``limit``, only the best ``limit`` become :class:`AgentMatch` models (the hot
         paths want the best one only)."""
-        rows = []
-        for agent in agents:
-            view = self._with_tracked_load(agent)
-            if view.current_load < view.max_concurrent_tasks:
-                rows.append((-float(self.scorer.score(request, view)), view.agent_id, view))
-        rows.sort(key=lambda row: (row[0], row[1]))
-        chosen = rows if limit is None else rows[:limit]
-        return [self._match(request, view, -negative) for negative, _, view in chosen]
+        # Rows: (-score, agent_id, agent, tracked load); agent IDs are unique, so the
+        # comparison never reaches the records.
+        rows: list[tuple[float, str, AgentRecord, int]] = []
+        loads = self._loads
+        by_load = self.scorer.by_load
+        if by_load is not None:
+            memo = self._memo_for(request.required_capabilities)
+            for agent in agents:
+                agent_id = agent.agent_id
+                # (record, base, per_task), computed once per record object: a fresh
+                # read of the agent is a new object, so nothing stale is reused.
+                terms = memo.get(agent_id)
+                if terms is None or terms[0] is not agent:
+                    terms = memo[agent_id] = (
+                        agent, *by_load(request.required_capabilities, agent))
+                load = loads.get(agent_id, agent.current_load)
+                if load < agent.max_concurrent_tasks:
+                    # -(base - per_task * load), exactly (IEEE subtraction is symmetric)
+                    rows.append((terms[2] * load - terms[1], agent_id, agent, load))
+        else:
+            for agent in agents:
+                view = self._with_tracked_load(agent)
+                if view.current_load < view.max_concurrent_tasks:
+                    rows.append((-float(self.scorer.score(request, view)), view.agent_id,
+                                 view, view.current_load))
+        if limit == 1:
+            chosen = [min(rows)] if rows else []
+        else:
+            rows.sort()
+            chosen = rows if limit is None else rows[:limit]
+        return [self._match(request, agent, -negative, load)
+                for negative, _, agent, load in chosen]
 
     def match_for(self, request: TaskRequest, agent: AgentRecord) -> AgentMatch | None:
         """The match of one agent (with its tracked load), or None when it is full."""
-        view = self._with_tracked_load(agent)
-        if view.current_load >= view.max_concurrent_tasks:
-            return None
-        return self._match(request, view, float(self.scorer.score(request, view)))
+        ranked = self.rank(request, (agent,), limit=1)
+        return ranked[0] if ranked else None
+
+    def _memo_for(self, required: Sequence[str]
+                  ) -> dict[str, tuple[AgentRecord, float, float]]:
+        """The scoring memo of one set of required capabilities: agent_id -> (record,
+        base, per_task) from the scorer's ``by_load``."""
+        key = tuple(required)
+        memo = self._memo.get(key)
+        if memo is None:
+            if len(self._memo) > _MEMO_KINDS:  # a bound on its memory
+                self._memo.clear()
+            memo = self._memo[key] = {}
+        return memo
 
     @staticmethod
-    def _match(request: TaskRequest, agent: AgentRecord, effective: float) -> AgentMatch:
+    def _match(request: TaskRequest, agent: AgentRecord, effective: float,
+               load: int) -> AgentMatch:
         return AgentMatch(
             agent_id=agent.agent_id,
             agent_type=agent.agent_type,
             score=capability_fit(request.required_capabilities, agent),
             effective_score=effective,
             matched_capabilities=list(request.required_capabilities),
-            current_load=agent.current_load,
+            current_load=load,
             max_load=agent.max_concurrent_tasks,
             priority_weight=agent.priority_weight,
         )

@@ -17,6 +17,8 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
+from devcrew_redis.pinned import PinnedConnections
+
 _PACKAGE = "devcrew_redis.lua"
 
 #: Helper files (without ``.lua``) prepended to a script, by script name.
@@ -46,8 +48,9 @@ def source(name: str) -> str:
 class Scripts:
     """Every script of the store, registered with one client (and its pool)."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, pinned: PinnedConnections) -> None:
         self._client = client
+        self._pinned = pinned
         self.acquire_slots = self._register("acquire_slots")
         self.release_slots = self._register("release_slots")
         self.transfer_slots = self._register("transfer_slots")
@@ -71,12 +74,12 @@ class Scripts:
 
     def run(self, script: Script, keys: tuple[str | bytes, ...],
             args: tuple[Any, ...]) -> Any:
-        """Run ``script`` with EVALSHA like calling it does, minus the call's own
-        overhead (the hot paths: allocate, release_allocation, delegate,
-        complete_delegation); on NOSCRIPT the script loads itself and runs, as when
-        called."""
+        """Run ``script`` with EVALSHA like calling it does, minus the client's
+        per-command overhead (the hot paths: allocate, release_allocation, delegate,
+        complete_delegation; see :mod:`devcrew_redis.pinned`); on NOSCRIPT the script
+        loads itself and runs, as when called."""
         try:
-            return self._client.evalsha(script.sha, len(keys), *keys, *args)
+            return self._pinned.execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
             return script(keys=keys, args=args)
 

@@ -56,6 +56,7 @@ from devcrew_core.stores.records import (
 )
 from devcrew_redis.connection import DEFAULT_PREFIX, connect, parse_target, store_error
 from devcrew_redis.keys import Keys
+from devcrew_redis.pinned import PinnedConnections
 from devcrew_redis.scripts import Scripts
 
 if TYPE_CHECKING:
@@ -150,7 +151,8 @@ class RedisStore(Store):
         self.url = target.shown
         self.keys = Keys(target.prefix)
         self._client = connect(target, password=password, pool_size=pool_size)
-        self._scripts = Scripts(self._client)
+        self._pinned = PinnedConnections(self._client.connection_pool, pool_size)
+        self._scripts = Scripts(self._client, self._pinned)
         self._agent_keys: dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
         try:
             # One round trip checks the server and credentials and loads the scripts.
