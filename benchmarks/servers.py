@@ -1,9 +1,9 @@
 """Servers the benchmarks start for themselves: a throwaway ``redis-server`` and a
 throwaway PostgreSQL cluster.
 
-The tests have their own helpers (``tests/redis_server.py``, ``tests/postgres_server.py``),
-but they import pytest; the benchmarks must run without the test dependencies, so this
-is a small copy of the parts they need: start on a free loopback port with no
+The tests use these too (``tests/redis_server.py`` and ``tests/postgres_server.py`` add
+their fixtures); this module must not import pytest or a client library, since the
+benchmarks run without the test dependencies. The servers start on a free loopback port with no
 durability (Redis: no RDB, no AOF; PostgreSQL: ``fsync``, ``synchronous_commit`` and
 ``full_page_writes`` off, as the tests run it), wait until it answers, stop it at the
 end. Readiness is a plain-socket ``PING`` for Redis and ``pg_isready`` for PostgreSQL,
@@ -18,10 +18,12 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 #: How long a starting server may take to answer PING.
@@ -45,19 +47,33 @@ def free_port() -> int:
         return port
 
 
-def _answers_ping(port: int) -> bool:
-    """True when a server on ``port`` answers PING with PONG."""
+@dataclass(frozen=True)
+class TlsFiles:
+    """A certificate for 127.0.0.1 (also its own CA) and its private key."""
+
+    cert: Path
+    key: Path
+
+
+def _answers_ping(port: int, tls: TlsFiles | None) -> bool:
+    """True when a server on ``port`` answers PING (PONG, or NOAUTH when it wants a
+    password: either way it is up)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as raw:
+            sock = raw
+            if tls is not None:
+                context = ssl.create_default_context(cafile=str(tls.cert))
+                sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:  # not listening yet, or reset while starting
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+    except OSError:  # not listening yet, or reset while starting (ssl.SSLError too)
         return False
 
 
-def _wait_until_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+def _wait_until_ready(proc: subprocess.Popen[bytes], port: int, log: Path,
+                      tls: TlsFiles | None) -> None:
     deadline = time.monotonic() + START_TIMEOUT
-    while not _answers_ping(port):
+    while not _answers_ping(port, tls):
         if proc.poll() is not None:
             raise RuntimeError(f"redis-server exited with {proc.returncode}: "
                                f"{log.read_text(errors='replace')[-2000:]}")
@@ -68,9 +84,13 @@ def _wait_until_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> No
 
 
 @contextlib.contextmanager
-def running_redis(directory: Path, executable: str | None = None) -> Iterator[str]:
+def running_redis(directory: Path, *extra: str, executable: str | None = None,
+                  password: str | None = None, tls: TlsFiles | None = None
+                  ) -> Iterator[str]:
     """Run ``redis-server`` in ``directory`` (no RDB, no AOF) on a free loopback port
-    and yield its URL; the server is stopped when the context ends. Raises
+    and yield its URL (without the password); the server is stopped when the context
+    ends. With ``password`` the server requires it; with ``tls`` it listens only for
+    TLS (the URL is then ``rediss://``). ``extra`` are more server arguments. Raises
     :class:`RuntimeError` when it is not installed or does not start."""
     server = executable or redis_server_path()
     if server is None:
@@ -78,14 +98,25 @@ def running_redis(directory: Path, executable: str | None = None) -> Iterator[st
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = directory / f"redis-{port}.log"
-    args = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--daemonize", "no", "--dir", str(directory)]
+    args = [server, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--dir", str(directory)]
+    if tls is None:
+        args += ["--port", str(port)]
+        url = f"redis://127.0.0.1:{port}/0"
+    else:
+        args += ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(tls.cert),
+                 "--tls-key-file", str(tls.key), "--tls-ca-cert-file", str(tls.cert),
+                 "--tls-auth-clients", "no"]
+        url = f"rediss://127.0.0.1:{port}/0"
+    if password is not None:
+        args += ["--requirepass", password]
+    args += extra
     with open(log, "wb") as out:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own executable lookup
             args, cwd=directory, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_until_ready(proc, port, log)
-        yield f"redis://127.0.0.1:{port}/0"
+        _wait_until_ready(proc, port, log, tls)
+        yield url
     finally:
         proc.terminate()
         try:

@@ -10,34 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-START_TIMEOUT = 10.0
+from benchmarks.servers import TlsFiles, free_port, redis_server_path
+from benchmarks.servers import running_redis as start_redis
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """A self-signed certificate (for 127.0.0.1) and its key."""
-
-    cert: Path
-    key: Path
+__all__ = ["TlsFiles", "free_port", "make_tls_files", "redis_server_url", "running_redis"]
 
 
 def make_tls_files(directory: Path) -> TlsFiles:
@@ -58,65 +40,16 @@ def make_tls_files(directory: Path) -> TlsFiles:
     return files
 
 
-def _wait_until_ready(proc: subprocess.Popen[bytes], client: redis.Redis, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {proc.returncode}: "
-                                   f"{log.read_text(errors='replace')[-2000:]}")
-            with contextlib.suppress(redis.ConnectionError):
-                if client.ping():
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not answer within {START_TIMEOUT} s: "
-                                   f"{log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.02)
-    finally:
-        client.close()
-
-
 @contextlib.contextmanager
 def running_redis(directory: Path, *extra: str, password: str | None = None,
                   tls: TlsFiles | None = None) -> Iterator[str]:
-    """Run ``redis-server`` in ``directory`` (no persistence) and yield its URL (without
-    the password; ``rediss://`` with ``tls``, which then is the only listener).
-    ``extra`` are more server arguments."""
-    if not Path(REDIS_SERVER).exists():
+    """:func:`benchmarks.servers.running_redis`, failing the test (never skipping it)
+    when ``redis-server`` is not installed."""
+    if redis_server_path() is None:
         pytest.fail("redis-server is not installed (apt-get install redis-server): the "
                     "Redis tests need the real server")
-    directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    args = [REDIS_SERVER, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--daemonize", "no", "--dir", str(directory)]
-    if tls is None:
-        args += ["--port", str(port)]
-        client = redis.Redis(host="127.0.0.1", port=port, password=password,
-                             socket_connect_timeout=0.5)
-        url = f"redis://127.0.0.1:{port}/0"
-    else:
-        args += ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(tls.cert),
-                 "--tls-key-file", str(tls.key), "--tls-ca-cert-file", str(tls.cert),
-                 "--tls-auth-clients", "no"]
-        client = redis.Redis(host="127.0.0.1", port=port, password=password, ssl=True,
-                             ssl_ca_certs=str(tls.cert), socket_connect_timeout=0.5)
-        url = f"rediss://127.0.0.1:{port}/0"
-    if password is not None:
-        args += ["--requirepass", password]
-    args += extra
-    log = directory / f"redis-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(args, cwd=directory, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_ready(proc, client, log)
+    with start_redis(directory, *extra, password=password, tls=tls) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
