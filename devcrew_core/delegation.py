@@ -199,18 +199,20 @@ class DelegationManager(_EngineFace):
             # just that agent instead of ranking every eligible one again.
             agent = next((a for a in matcher.eligible(task_request)
                           if a.agent_id == agent_match.agent_id), None)
-            current = None if agent is None else matcher.match_for(task_request, agent)
-            if current is not None:
-                outcome = self._delegate_to(task_request, current, tried)
+            current = None if agent is None else matcher.score_for(task_request, agent)
+            if agent is not None and current is not None:
+                score, effective, _ = current
+                outcome = self._delegate_to(task_request, agent.agent_id, agent.agent_type,
+                                            score, effective, tried)
                 if outcome is not None:
                     return outcome
             tried.append(agent_match.agent_id)  # full or no longer eligible: fail over
         for _ in range(2):  # a second pass with a fresh registry view
-            eligible = {a.agent_id: a for a in matcher.eligible(task_request)}
-            candidates = [m for m in matcher.rank(task_request, list(eligible.values()))
+            candidates = [m for m in matcher.rank(task_request, matcher.eligible(task_request))
                           if m.agent_id not in tried]
             for match in candidates:
-                outcome = self._delegate_to(task_request, match, tried)
+                outcome = self._delegate_to(task_request, match.agent_id, match.agent_type,
+                                            match.score, match.effective_score, tried)
                 if outcome is not None:
                     return outcome
                 tried.append(match.agent_id)
@@ -222,37 +224,38 @@ class DelegationManager(_EngineFace):
             f"task {task_request.task_id!r}: no available agent{kind} with capabilities "
             f"[{caps}] has a free slot" + (f" (tried {', '.join(tried)})" if tried else ""))
 
-    def _delegate_to(self, request: TaskRequest, match: AgentMatch,
+    def _delegate_to(self, request: TaskRequest, agent_id: str, agent_type: str,
+                     score: float, effective_score: float,
                      tried: list[str]) -> dict[str, Any] | None:
         now = time.time()
         record = DelegationRecord(
-            task_id=request.task_id, agent_id=match.agent_id, agent_type=match.agent_type,
+            task_id=request.task_id, agent_id=agent_id, agent_type=agent_type,
             task_type=request.task_type,
             required_capabilities=list(request.required_capabilities),
-            priority=request.priority.value, score=match.score,
-            effective_score=match.effective_score,
+            priority=request.priority.value, score=score,
+            effective_score=effective_score,
             estimated_duration=request.estimated_duration, timeout=request.timeout,
             context=dict(request.context), delegated_at=now,
         )
         audit = AuditRecord(kind="delegation", subject_id=request.task_id, created_at=now,
-                            data={"task_id": request.task_id, "agent_id": match.agent_id,
-                                  "agent_type": match.agent_type, "score": match.score,
-                                  "effective_score": match.effective_score,
+                            data={"task_id": request.task_id, "agent_id": agent_id,
+                                  "agent_type": agent_type, "score": score,
+                                  "effective_score": effective_score,
                                   "failed_over_from": list(tried)})
         shared = self.engine.audit_store is self._store
         try:
             result = self._store.delegate(record, audit if shared else None)
         except NotFoundError:  # deregistered since the registry was read
             return None
-        self.engine.matcher.note_load(match.agent_id, result.current_load)
+        self.engine.matcher.note_load(agent_id, result.current_load)
         if not result.acquired:
             return None
         if not shared:
             self.engine.audit_store.append_audit([audit])
         return {
-            "task_id": request.task_id, "agent_id": match.agent_id,
-            "agent_type": match.agent_type, "score": match.score,
-            "effective_score": match.effective_score, "current_load": result.current_load,
+            "task_id": request.task_id, "agent_id": agent_id,
+            "agent_type": agent_type, "score": score,
+            "effective_score": effective_score, "current_load": result.current_load,
             "max_load": result.max_concurrent_tasks, "delegated_at": iso(now),
             "status": "delegated", "failed_over_from": list(tried),
         }

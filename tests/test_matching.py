@@ -54,6 +54,13 @@ def test_ranking_by_load_terms_equals_ranking_by_score(
                for a in agents if a.agent_id in {r[0] for r in ranked})
     assert [m.agent_id for m in fast.rank(request, agents, limit=1)] == \
         [r[0] for r in ranked[:1]]
+    # One agent re-scored (the delegation hot path) agrees with its match, or is full.
+    for matcher in (fast, plain):
+        for agent in agents:
+            match = matcher.match_for(request, agent)
+            expected = None if match is None else \
+                (match.score, match.effective_score, match.current_load)
+            assert matcher.score_for(request, agent) == expected
 
 
 @given(rows=agents_strategy, required=st.lists(st.sampled_from(SKILLS), max_size=3))

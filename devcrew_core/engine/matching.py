@@ -177,6 +177,28 @@ class AgentMatcher:
         ranked = self.rank(request, (agent,), limit=1)
         return ranked[0] if ranked else None
 
+    def score_for(self, request: TaskRequest, agent: AgentRecord
+                  ) -> tuple[float, float, int] | None:
+        """``(capability fit, effective score, tracked load)`` of one agent, or None when
+        it is full: :meth:`match_for` without building the model (the delegation hot
+        path re-scores the caller's choice and needs only these)."""
+        by_load = self.scorer.by_load
+        if by_load is None:
+            match = self.match_for(request, agent)
+            return None if match is None else \
+                (match.score, match.effective_score, match.current_load)
+        load = self._loads.get(agent.agent_id, agent.current_load)
+        if load >= agent.max_concurrent_tasks:
+            return None
+        memo = self._memo_for(request.required_capabilities)
+        terms = memo.get(agent.agent_id)
+        if terms is None or terms[0] is not agent:
+            terms = memo[agent.agent_id] = (
+                agent, *by_load(request.required_capabilities, agent))
+        # The same arithmetic as rank's, so both give the same effective score.
+        return (capability_fit(request.required_capabilities, agent),
+                -(terms[2] * load - terms[1]), load)
+
     def _memo_for(self, required: Sequence[str]
                   ) -> dict[str, tuple[AgentRecord, float, float]]:
         """The scoring memo of one set of required capabilities: agent_id -> (record,

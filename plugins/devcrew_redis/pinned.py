@@ -29,6 +29,19 @@ from typing import Any
 from redis import exceptions as rex
 from redis.connection import Connection, ConnectionPool
 
+# The process generation, bumped in a forked child: comparing it costs nothing, while
+# os.getpid() is a system call (2-4 us in the VMs we measured) on every command.
+_generation = 0
+
+
+def _forked() -> None:
+    global _generation
+    _generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
 
 class _Holder:
     """A thread's kept connection; returned to the pool when collected."""
@@ -36,7 +49,7 @@ class _Holder:
     def __init__(self, pool: ConnectionPool, connection: Connection,
                  on_release: Any) -> None:
         self.connection = connection
-        self.pid = os.getpid()
+        self.generation = _generation
         self.finalizer = weakref.finalize(self, on_release, pool, connection)
 
 
@@ -59,7 +72,7 @@ class PinnedConnections:
         """Send one command and read its reply, like ``Redis.execute_command`` without
         response callbacks (scripts' replies need none)."""
         holder: _Holder | None = getattr(self._local, "holder", None)
-        if holder is not None and holder.pid != os.getpid():
+        if holder is not None and holder.generation != _generation:
             # A forked child: the socket belongs to the parent process. Forget it
             # without sending anything on it or handing it to the child's pool.
             holder.finalizer.detach()
