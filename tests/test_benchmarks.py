@@ -1,13 +1,15 @@
 """Smoke tests of the benchmarks: they run and print the promised JSON lines.
 
 No timing is asserted (figures depend on the machine); only that every case runs, and
-reports what docs/performance.md describes. Redis and PostgreSQL are left out here:
-their cases need the servers and take longer, and those stores have their own suites.
+reports what docs/performance.md describes. Of the Redis and PostgreSQL cases only a
+small Redis delegation case runs here: the others take longer, and those stores have
+their own suites.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +52,21 @@ def test_delegation_benchmark_quick_on_memory_and_sqlite(
     # request has at least ten eligible agents, yet a small share of the fleet.
     big = next(c for c in cases if c["agents"] == 1000)["eligible_agents"]
     assert big["min"] >= 10 and big["max"] <= 50
+
+
+@pytest.mark.redis
+def test_delegation_benchmark_redis_case_reports_both_floors(
+    redis_server_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    cases = delegation.run_case("redis", 10, tmp_path, redis_server_url, quick=True)
+    assert [c["matcher"] for c in cases] == ["default", "uncached"]
+    for case in cases:
+        assert set(case) == CASE_KEYS | {"raw_floor_us", "raw_ratio"}
+        assert case["floor_us"] > 0 and case["raw_floor_us"] > 0
+        assert case["raw_ratio"] == pytest.approx(case["p50_us"] / case["raw_floor_us"],
+                                                  rel=0.01)
+        # The target applies to 1,000 agents only.
+        assert case["target_ratio"] is None
 
 
 def test_unknown_store_is_refused() -> None:
