@@ -20,9 +20,11 @@ import pytest
 
 from devcrew_core.config import load_settings
 from devcrew_core.errors import ConfigError, DefinitionError, StoreError, UsageError
+from devcrew_core.models import ResourceLimits
 from devcrew_core.stores import open_store
 from devcrew_core.stores.records import (
     AgentRecord,
+    Allocation,
     AuditRecord,
     DelegationRecord,
     HandoffRecord,
@@ -407,3 +409,51 @@ def test_concurrent_appends_keep_seq_order_equal_to_commit_order(store: Postgres
                 if r.seq is not None)
     # A poller that only ever asks for rows after the last seq it saw missed none.
     assert seen == sorted(seen) and len(seen) == 200
+
+
+# -- allocation counters under concurrency ---------------------------------------------
+def _usage(server: PostgresServer, schema: str, agent_id: str) -> tuple[Any, ...]:
+    """The agent's counters beside the sums of its rows (slots and allocations)."""
+    rows = server.execute(
+        f"SELECT a.load, a.alloc_cpu_cores, a.alloc_memory_mb, "
+        f"(SELECT count(*) FROM {schema}.load_slots s WHERE s.agent_id = a.agent_id), "
+        f"(SELECT coalesce(sum(cpu_cores), 0) FROM {schema}.allocations l "
+        f" WHERE l.agent_id = a.agent_id), "
+        f"(SELECT coalesce(sum(memory_mb), 0) FROM {schema}.allocations l "
+        f" WHERE l.agent_id = a.agent_id) "
+        f"FROM {schema}.agents a WHERE a.agent_id = %s", (agent_id,))
+    return tuple(rows[0])
+
+
+def _limited(agent_id: str, max_tasks: int, cpu: float) -> AgentRecord:
+    return AgentRecord(agent_id=agent_id, agent_type="Worker", capabilities=["python"],
+                       max_concurrent_tasks=max_tasks,
+                       resource_limits=ResourceLimits(agent_id=agent_id, cpu_cores=cpu,
+                                                      memory_mb=1e6))
+
+
+def test_concurrent_allocates_never_over_commit_and_counters_equal_the_rows(
+        store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
+    store.put_agent(_limited("hot", 4, 3.0))
+    store.acquire_slot("hot", "task-0")  # some tasks hold their slot already
+
+    def work(worker: int) -> list[bool]:
+        got = []
+        for i in range(60):
+            task = f"task-{(worker * 7 + i) % 9}"  # tasks shared between threads
+            if (i + worker) % 3 == 2:
+                got.append(store.release_allocation("hot", task) is not None)
+            else:
+                got.append(store.allocate(Allocation(agent_id="hot", task_id=task,
+                                                     cpu_cores=1.0, memory_mb=1.0),
+                                          float(i)) is not None)
+            rows = store.list_allocations("hot")
+            assert sum(a.cpu_cores for a in rows) <= 3.0 + 1e-9
+        return got
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(work, range(6)))
+    load, cpu, memory, slots, cpu_sum, memory_sum = _usage(postgres_server, schema, "hot")
+    assert (load, cpu, memory) == (slots, cpu_sum, memory_sum)
+    assert cpu <= 3
+    assert load <= 4
