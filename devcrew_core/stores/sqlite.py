@@ -2,7 +2,9 @@
 
 Each thread of each process gets its own connection. Every mutation that guards an
 invariant runs in one ``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock
-up front, so check-then-write sequences are atomic across threads and processes.
+up front, so check-then-write sequences are atomic across threads and processes; or in
+one statement (allocating and releasing resources, in the common case), whose implicit
+transaction takes the write lock when it starts, likewise.
 Synchronous mode is NORMAL by default (durable across process crashes; add
 ``?synchronous=full`` to the URL to survive power loss as well).
 """
@@ -23,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from devcrew_core.errors import ConfigError, NotFoundError, StoreError
 from devcrew_core.ids import validate_id
-from devcrew_core.models.resources import ResourceLimits
+from devcrew_core.models.resources import Priority
 from devcrew_core.stores.base import (
     AGENT_MUTABLE_FIELDS,
     HANDOFF_MUTABLE_FIELDS,
@@ -32,8 +34,6 @@ from devcrew_core.stores.base import (
     already_delegated,
     apply_changes,
     ceiling,
-    fits,
-    limits_of,
 )
 from devcrew_core.stores.filters import where_clause
 from devcrew_core.stores.records import (
@@ -45,7 +45,6 @@ from devcrew_core.stores.records import (
     Event,
     HandoffRecord,
     Reservation,
-    ResourceAmounts,
     RunRecord,
     SlotResult,
     TaskState,
@@ -60,11 +59,24 @@ except ImportError:  # pragma: no cover
 
 _MIGRATIONS = "devcrew_core.stores.sql.sqlite"
 _DERIVED = {"current_load", "running_tasks"}
-#: The load of agent ``a``: a counter kept with its slots in the same transactions, so
-#: taking a slot is O(1) however many tasks the agent runs.
-_LOAD = "a.load"
+#: The load of agent ``a``: its totals row in ``holdings`` keeps it (the table's triggers
+#: change it with the agent's slots), so reading it is O(1) however many tasks it runs.
+_LOAD = ("COALESCE((SELECT h.load FROM holdings h "
+         "WHERE h.agent_id = a.agent_id AND h.task_id = ''), 0)")
 _DIMS = ("cpu_cores", "memory_mb", "disk_mb", "network_mbps")
 _SYNC_MODES = {"normal": "NORMAL", "full": "FULL", "off": "OFF"}
+#: Forks of this process so far, as seen by the child: a connection opened before a fork
+#: is not used after it (cheaper to compare on every call than os.getpid()).
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forked)
 
 
 def sqlite_path(url: str) -> tuple[Path, dict[str, str]]:
@@ -90,59 +102,97 @@ def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
 
 #: ``base.fits``'s tolerance for float rounding (0.1 + 0.2 cores fit a 0.3 limit).
 _FIT_EPS = 1e-9
-#: Resource ceilings by the JSON text of an agent's ``resource_limits``: the same text
-#: always parses to the same limits, so allocating parses an agent's limits once, not
-#: once per call. Bounded; cleared when full.
-_CEILINGS: dict[str | None, tuple[float, float, float, float]] = {}
-_CEILINGS_MAX = 1024
+
+# How the agents' slots and allocations are stored (schema 8, 008_holdings.sql): one
+# WITHOUT ROWID table, ``holdings``, keyed (agent_id, task_id). A task row is what a task
+# holds on an agent: its load slot (``slot_at`` not NULL) and/or its allocation
+# (``created_at`` not NULL, the allocation's fields as columns). The agent's totals row
+# (task_id '', which no task ID can be) has its load, the number and sums of its
+# allocations, the number of its reservations and its limits; triggers keep it in step.
+# An agent's rows are neighbours in one B-tree, so taking or freeing resources writes
+# one page; allocate and release are one statement each in the common case.
+
+#: The allocation's fields in a task row, as :func:`_allocation_from` reads them.
+_ALLOCATION_COLUMNS = ("created_at, cpu_cores, memory_mb, disk_mb, network_mbps, priority, "
+                       "preemptable, reservation_id, holds_slot")
+
+#: allocate()'s common case in one statement (so one implicit transaction, which takes
+#: the write lock when it starts, as BEGIN IMMEDIATE does): insert the task's row with
+#: its new slot and the allocation. The insert trigger (008_holdings.sql) adds them to the
+#: agent's totals and fails the statement, undoing it, unless the result is within the
+#: agent's limits and the agent has no reservations; nothing is inserted either when the
+#: task holds something there already (ON CONFLICT). Either way ``_allocate_in`` decides.
+_ALLOCATE = (
+    "INSERT INTO holdings (agent_id, task_id, slot_at, created_at, cpu_cores, memory_mb, "
+    "disk_mb, network_mbps, priority, preemptable, reservation_id, holds_slot) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING"
+)
+
+#: release_allocation()'s common case in one statement: delete the task's row when the
+#: allocation is all it holds (it took the task's slot itself, or the task holds none).
+#: The delete trigger takes the allocation and the slot off the totals.
+_RELEASE = ("DELETE FROM holdings WHERE agent_id = ? AND task_id = ? "  # noqa: S608
+            "AND created_at IS NOT NULL AND (holds_slot OR slot_at IS NULL) "
+            f"RETURNING {_ALLOCATION_COLUMNS}")
+
+#: release_allocation() of an allocation this store object granted in one statement, and
+#: without reading the row back (RETURNING nine columns cost more than the rest of the
+#: statement): delete the row only if it holds exactly the granted allocation (every
+#: field equal), so the granted object is what was deleted. Else _RELEASE decides.
+_RELEASE_GRANTED = (
+    "DELETE FROM holdings WHERE agent_id = ? AND task_id = ? AND created_at = ? "
+    "AND cpu_cores = ? AND memory_mb = ? AND disk_mb = ? AND network_mbps = ? "
+    "AND priority = ? AND preemptable = ? AND reservation_id IS ? AND holds_slot = ? "
+    "AND (holds_slot OR slot_at IS NULL)")
+#: Bound of ``SQLiteStore._granted`` (cleared when full: an entry only saves a read).
+_GRANTED_MAX = 4096
+
+#: Write an allocation into the row of a task that holds its slot (the general path
+#: never inserts a row with an allocation: see _ALLOCATE).
+_WRITE_ALLOCATION = (
+    "UPDATE holdings SET created_at = ?, cpu_cores = ?, memory_mb = ?, disk_mb = ?, "
+    "network_mbps = ?, priority = ?, preemptable = ?, reservation_id = ?, holds_slot = ? "
+    "WHERE agent_id = ? AND task_id = ?"
+)
+
+_PRIORITIES = {int(p): p for p in Priority}
+_ALLOCATION_FIELDS = tuple(Allocation.model_fields)
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 
 
-def _ceiling_of(limits_json: str | None) -> tuple[float, float, float, float]:
-    """The (cpu, memory, disk, network) ceiling an agent's ``resource_limits`` JSON sets
-    (``None``: unlimited), parsed once per distinct text."""
-    found = _CEILINGS.get(limits_json)
-    if found is None:
-        cap = ceiling(None if limits_json is None
-                      else ResourceLimits.model_validate_json(limits_json))
-        found = (cap.cpu_cores, cap.memory_mb, cap.disk_mb, cap.network_mbps)
-        if len(_CEILINGS) >= _CEILINGS_MAX:
-            _CEILINGS.clear()
-        _CEILINGS[limits_json] = found
-    return found
+def _trusted(values: dict[str, Any], fields_set: set[str]) -> Allocation:
+    """An :class:`Allocation` of ``values`` without validation: what
+    ``model_construct`` does, without its per-field default and alias handling.
+
+    Only for values that came from this store's rows (written from validated models) or
+    from a validated allocation: validating them again cost ~2 us per record on the
+    allocation hot path, ``model_copy`` ~1.5 us and ``model_construct`` more than
+    validation. ``values`` must hold every field, in declaration order (a test compares
+    the result with a validated model)."""
+    model: Allocation = _new_object(Allocation)
+    _set_attribute(model, "__dict__", values)
+    _set_attribute(model, "__pydantic_fields_set__", fields_set)
+    _set_attribute(model, "__pydantic_extra__", None)
+    _set_attribute(model, "__pydantic_private__", None)
+    return model
 
 
-def _allocation_view_sql(victims: int) -> str:
-    """One statement reading all that allocating decides on (parameters: ?1 agent, ?2
-    task, ?3 now, ?4 the reservation to redeem or NULL, ?5... the victims): the agent's
-    task limit, load counter and ``resource_limits`` JSON; the task's allocation there,
-    if any; whether it holds a load slot there; whether the reservation is live on this
-    agent (then it is redeemed); and per resource, what the agent's allocations (the
-    victims' left out) and live reservations (the redeemed one left out) hold.
-
-    Leaving out the named reservation whatever its state is the same as leaving out
-    only a redeemable one: an expired one or another agent's is not summed anyway.
-    ``TOTAL`` is 0.0 over no rows where ``SUM`` would be NULL. Only ``?N`` marks are
-    formatted in."""
-    excluding = (" AND task_id NOT IN (" + ", ".join(f"?{5 + i}" for i in range(victims))
-                 + ")") if victims else ""
-    totals = ("TOTAL(cpu_cores) AS cpu, TOTAL(memory_mb) AS mem, TOTAL(disk_mb) AS disk, "
-              "TOTAL(network_mbps) AS net")
-    return (
-        "SELECT a.max_concurrent_tasks, a.load, "  # noqa: S608 - only ?N marks formatted in
-        "json_extract(a.data, '$.resource_limits'), "
-        "(SELECT data FROM allocations WHERE agent_id = ?1 AND task_id = ?2), "
-        "EXISTS (SELECT 1 FROM load_slots WHERE agent_id = ?1 AND task_id = ?2), "
-        "EXISTS (SELECT 1 FROM reservations WHERE reservation_id = ?4 AND agent_id = ?1 "
-        "AND expires_at > ?3), "
-        "h.cpu + r.cpu, h.mem + r.mem, h.disk + r.disk, h.net + r.net FROM agents a, "
-        f"(SELECT {totals} FROM allocations WHERE agent_id = ?1{excluding}) h, "
-        f"(SELECT {totals} FROM reservations WHERE agent_id = ?1 AND expires_at > ?3 "
-        "AND reservation_id IS NOT ?4) r WHERE a.agent_id = ?1"
-    )
+def _allocation_from(agent_id: str, task_id: str, row: Sequence[Any]) -> Allocation:
+    """The allocation stored in a task row (``row``: :data:`_ALLOCATION_COLUMNS`)."""
+    created_at, cpu, memory, disk, network, priority, preemptable, reservation_id, holds = row
+    return _trusted({"cpu_cores": cpu, "memory_mb": memory, "disk_mb": disk,
+                     "network_mbps": network, "agent_id": agent_id, "task_id": task_id,
+                     "priority": _PRIORITIES[priority], "preemptable": bool(preemptable),
+                     "reservation_id": reservation_id, "created_at": created_at,
+                     "holds_slot": bool(holds)}, set(_ALLOCATION_FIELDS))
 
 
-#: The statement of :func:`_allocation_view_sql` without victims (the common case).
-_ALLOCATION_VIEW = _allocation_view_sql(0)
+def _holding_slot(allocation: Allocation, holds_slot: bool) -> Allocation:
+    """A copy of ``allocation`` (validated already) with ``holds_slot`` set."""
+    values = allocation.__dict__.copy()
+    values["holds_slot"] = holds_slot
+    return _trusted(values, allocation.__pydantic_fields_set__ | {"holds_slot"})
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -173,6 +223,10 @@ class SQLiteStore(Store):
             )
         self._synchronous = _SYNC_MODES[sync]
         self._local = threading.local()
+        # Allocations granted by allocate()'s common case, by (agent, task), for
+        # release_allocation (see _RELEASE_GRANTED). Shared by the threads: single dict
+        # operations are atomic; a stale or missing entry only costs the slower statement.
+        self._granted: dict[tuple[str, str], Allocation] = {}
         self._all_connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         try:
@@ -202,10 +256,21 @@ class SQLiteStore(Store):
         # One connection per thread and per process: a forked child must not reuse
         # the parent's connection.
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+        if conn is None or self._local.forks != _forks:
             conn = self._connect()
-            self._local.conn, self._local.pid = conn, os.getpid()
+            self._local.conn, self._local.cursor, self._local.forks = conn, conn.cursor(), _forks
         return conn
+
+    @property
+    def _cursor(self) -> sqlite3.Cursor:
+        """A cursor of this thread's connection, for the hot paths (a statement through
+        ``Connection.execute`` makes a new cursor each time); each use consumes it
+        before the next."""
+        cursor: sqlite3.Cursor | None = getattr(self._local, "cursor", None)
+        if cursor is None or self._local.forks != _forks:
+            self._conn  # noqa: B018 - opens this thread's connection and cursor
+            cursor = self._local.cursor
+        return cursor
 
     @contextlib.contextmanager
     def _tx(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
@@ -299,7 +364,8 @@ class SQLiteStore(Store):
         tasks = [
             row[0]
             for row in conn.execute(
-                "SELECT task_id FROM load_slots WHERE agent_id = ? ORDER BY acquired_at, task_id",
+                "SELECT task_id FROM holdings WHERE agent_id = ? AND slot_at IS NOT NULL "
+                "ORDER BY slot_at, task_id",
                 (agent.agent_id,),
             )
         ]
@@ -320,6 +386,28 @@ class SQLiteStore(Store):
                 agent.model_dump_json(exclude=_DERIVED),
             ),
         )
+        # The agent's totals row carries its limits, so allocating checks them in the
+        # statement that allocates (see _ALLOCATE).
+        cap = ceiling(agent.resource_limits)
+        limits = (agent.max_concurrent_tasks, cap.cpu_cores, cap.memory_mb, cap.disk_mb,
+                  cap.network_mbps, agent.agent_id)
+        if conn.execute(
+            "UPDATE holdings SET max_tasks = ?1, cpu_limit = ?2, memory_limit = ?3, "
+            "disk_limit = ?4, network_limit = ?5 WHERE agent_id = ?6 AND task_id = ''",
+            limits,
+        ).rowcount == 0:
+            # A new agent; its totals start from what it may hold already (allocations
+            # outlive a deleted agent, and come back with it).
+            conn.execute(
+                "INSERT INTO holdings (agent_id, task_id, max_tasks, cpu_limit, "
+                "memory_limit, disk_limit, network_limit, load, allocations, used_cpu, "
+                "used_memory, used_disk, used_network, reservations) "
+                "SELECT ?6, '', ?1, ?2, ?3, ?4, ?5, COUNT(slot_at), COUNT(created_at), "
+                "TOTAL(cpu_cores), TOTAL(memory_mb), TOTAL(disk_mb), TOTAL(network_mbps), "
+                "(SELECT COUNT(*) FROM reservations WHERE agent_id = ?6) "
+                "FROM holdings WHERE agent_id = ?6",
+                limits,
+            )
 
     def put_agent(self, agent: AgentRecord) -> None:
         """Insert or replace an agent and its capability index, keeping its slots."""
@@ -333,9 +421,20 @@ class SQLiteStore(Store):
 
     def get_agent(self, agent_id: str) -> AgentRecord | None:
         """Return an agent with its load."""
-        with self._read() as conn:
-            row = conn.execute("SELECT data FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-            return None if row is None else self._agent(conn, row[0])
+        try:  # one statement, so one snapshot: the record, then its slots, oldest first
+            rows = self._conn.execute(
+                "SELECT 0, data, NULL, NULL FROM agents WHERE agent_id = ?1 UNION ALL "
+                "SELECT 1, NULL, slot_at, task_id FROM holdings "
+                "WHERE agent_id = ?1 AND slot_at IS NOT NULL ORDER BY 1, 3, 4",
+                (agent_id,)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite {self.path}: {exc}") from exc
+        if not rows or rows[0][0] != 0:
+            return None
+        agent = AgentRecord.model_validate_json(rows[0][1])
+        tasks = [row[3] for row in rows[1:]]
+        agent.__dict__.update(current_load=len(tasks), running_tasks=tasks)
+        return agent
 
     def update_agent(self, agent_id: str, changes: Mapping[str, Any]) -> AgentRecord | None:
         """Apply allowed changes to an agent in one transaction."""
@@ -355,8 +454,16 @@ class SQLiteStore(Store):
             if row is None:
                 return None
             removed = self._agent(conn, row[0])
-            for table in ("agents", "agent_capabilities", "load_slots"):
+            for table in ("agents", "agent_capabilities"):
                 conn.execute(f"DELETE FROM {table} WHERE agent_id = ?", (agent_id,))  # noqa: S608
+            # The totals row first, so the triggers have none to update. Slots go with
+            # the agent; allocations outlive it (as they always have), without slots.
+            conn.execute("DELETE FROM holdings WHERE agent_id = ? AND task_id = ''",
+                         (agent_id,))
+            conn.execute("DELETE FROM holdings WHERE agent_id = ? AND created_at IS NULL",
+                         (agent_id,))
+            conn.execute("UPDATE holdings SET slot_at = NULL WHERE agent_id = ? "
+                         "AND slot_at IS NOT NULL", (agent_id,))
             return removed
 
     def list_agents(self, agent_type: str | None = None) -> list[AgentRecord]:
@@ -401,39 +508,40 @@ class SQLiteStore(Store):
             validate_id(task_id, "task_id")
         with self._tx() as conn:
             row = conn.execute(
-                "SELECT max_concurrent_tasks, load FROM agents WHERE agent_id = ?", (agent_id,)
+                "SELECT max_tasks, load FROM holdings WHERE agent_id = ? AND task_id = ''",
+                (agent_id,),
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"agent {agent_id!r} is not registered")
             limit, load = int(row[0]), int(row[1])
-            results, now, added = [], time.time(), 0
+            results, now = [], time.time()
             for task_id in task_ids:
                 if load < limit:
-                    # One statement when there is room: the insert is ignored exactly
-                    # when the task holds its slot already.
+                    # One statement when there is room: nothing changes exactly when the
+                    # task holds its slot already (its row may hold an allocation only).
+                    # The triggers count the slot in the agent's load.
                     held = conn.execute(
-                        "INSERT OR IGNORE INTO load_slots (agent_id, task_id, acquired_at) "
-                        "VALUES (?, ?, ?)", (agent_id, task_id, now),
+                        "INSERT INTO holdings (agent_id, task_id, slot_at) VALUES (?, ?, ?) "
+                        "ON CONFLICT (agent_id, task_id) DO UPDATE "
+                        "SET slot_at = excluded.slot_at WHERE slot_at IS NULL",
+                        (agent_id, task_id, now),
                     ).rowcount == 0
                     if not held:
                         load += 1
-                        added += 1
                     acquired = True
                 else:
                     held = acquired = conn.execute(
-                        "SELECT 1 FROM load_slots WHERE agent_id = ? AND task_id = ?",
+                        "SELECT 1 FROM holdings WHERE agent_id = ? AND task_id = ? "
+                        "AND slot_at IS NOT NULL",
                         (agent_id, task_id),
                     ).fetchone() is not None
                 results.append(SlotResult(acquired=acquired, already_held=held,
                                           current_load=load, max_concurrent_tasks=limit))
-            if added:
-                conn.execute("UPDATE agents SET load = load + ? WHERE agent_id = ?",
-                             (added, agent_id))
             return results
 
     def transfer_slots(self, moves: Sequence[tuple[str, str, str]]) -> list[bool]:
-        """Hand slots on in one write transaction; a move is one UPDATE of the slot row
-        (or, when the receiving task holds a slot already, a DELETE and a load fix)."""
+        """Hand slots on in one write transaction; a move is one UPDATE of the slot's row
+        when that row holds only the slot and the receiving task holds nothing there."""
         for _, _, to_task in moves:
             validate_id(to_task, "task_id")
         results: list[bool] = []
@@ -441,22 +549,51 @@ class SQLiteStore(Store):
             for agent_id, from_task, to_task in moves:
                 try:
                     moved = conn.execute(
-                        "UPDATE load_slots SET task_id = ? WHERE agent_id = ? AND task_id = ?",
+                        "UPDATE holdings SET task_id = ? WHERE agent_id = ? AND task_id = ? "
+                        "AND slot_at IS NOT NULL AND created_at IS NULL",
                         (to_task, agent_id, from_task),
                     ).rowcount > 0
-                except sqlite3.IntegrityError:  # to_task holds one already: free this one
-                    moved = self._release_in(conn, agent_id, from_task)
+                except sqlite3.IntegrityError:  # to_task has a row there already
+                    moved = False
+                if not moved:
+                    moved = self._move_slot(conn, agent_id, from_task, to_task)
                 results.append(moved)
         return results
 
+    def _move_slot(self, conn: sqlite3.Connection, agent_id: str, from_task: str,
+                   to_task: str) -> bool:
+        """transfer_slots' general case: either row may hold an allocation as well."""
+        source = conn.execute(
+            "SELECT slot_at FROM holdings WHERE agent_id = ? AND task_id = ? "
+            "AND slot_at IS NOT NULL", (agent_id, from_task)).fetchone()
+        if source is None:
+            return False
+        if from_task == to_task:
+            return True
+        target = conn.execute(
+            "SELECT 1 FROM holdings WHERE agent_id = ? AND task_id = ? AND slot_at IS NOT NULL",
+            (agent_id, to_task)).fetchone()
+        self._release_in(conn, agent_id, from_task)
+        if target is None:  # else to_task holds one already: from_task's is just freed
+            conn.execute(
+                "INSERT INTO holdings (agent_id, task_id, slot_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (agent_id, task_id) DO UPDATE SET slot_at = excluded.slot_at",
+                (agent_id, to_task, source[0]))
+        return True
+
     @staticmethod
     def _release_in(conn: sqlite3.Connection, agent_id: str, task_id: str) -> bool:
-        cur = conn.execute(
-            "DELETE FROM load_slots WHERE agent_id = ? AND task_id = ?", (agent_id, task_id)
-        )
-        if cur.rowcount > 0:
-            conn.execute("UPDATE agents SET load = load - 1 WHERE agent_id = ?", (agent_id,))
-        return cur.rowcount > 0
+        # The row goes when the slot is all it holds; else it keeps its allocation. (The
+        # totals row never matches: its slot_at is NULL.)
+        if conn.execute(
+            "DELETE FROM holdings WHERE agent_id = ? AND task_id = ? "
+            "AND slot_at IS NOT NULL AND created_at IS NULL", (agent_id, task_id),
+        ).rowcount > 0:
+            return True
+        return conn.execute(
+            "UPDATE holdings SET slot_at = NULL WHERE agent_id = ? AND task_id = ? "
+            "AND slot_at IS NOT NULL", (agent_id, task_id),
+        ).rowcount > 0
 
     def release_slot(self, agent_id: str, task_id: str) -> bool:
         """Free a slot; idempotent."""
@@ -537,36 +674,29 @@ class SQLiteStore(Store):
         return [DelegationRecord.model_validate_json(r[0]) for r in rows]
 
     # -- resources -----------------------------------------------------------------------
-    @staticmethod
-    def _sum(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> ResourceAmounts:
-        row = conn.execute(sql, params).fetchone()
-        return ResourceAmounts(**{d: float(v or 0.0) for d, v in zip(_DIMS, row, strict=False)})
-
-    def _committed(
-        self, conn: sqlite3.Connection, agent_id: str, now: float, skip_reservation: str | None,
-        excluding: Sequence[str] = (),
-    ) -> ResourceAmounts:
-        # Only placeholders are formatted in; the excluded task IDs are bound parameters.
-        marks = ", ".join("?" * len(excluding))
-        sql = f"SELECT SUM(cpu_cores), SUM(memory_mb), SUM(disk_mb), SUM(network_mbps) FROM allocations WHERE agent_id = ? AND task_id NOT IN ({marks})"  # noqa: E501, S608
-        held = self._sum(conn, sql, (agent_id, *excluding))
-        reserved = self._sum(
-            conn,
-            "SELECT SUM(cpu_cores), SUM(memory_mb), SUM(disk_mb), SUM(network_mbps) "
-            "FROM reservations WHERE agent_id = ? AND expires_at > ? AND reservation_id IS NOT ?",
-            (agent_id, now, skip_reservation),
-        )
-        return ResourceAmounts(**{d: getattr(held, d) + getattr(reserved, d) for d in _DIMS})
-
-    def _agent_or_raise(self, conn: sqlite3.Connection, agent_id: str) -> AgentRecord:
-        row = conn.execute("SELECT data FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"agent {agent_id!r} is not registered")
-        return AgentRecord.model_validate_json(row[0])
-
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
-        """Check capacity, take the slot and record the allocation in one transaction."""
+        """Check capacity, take the slot and record the allocation atomically: one
+        statement in the common case (see ``_ALLOCATE``), else one write transaction."""
         validate_id(allocation.task_id, "task_id")
+        try:
+            taken = self._cursor.execute(_ALLOCATE, (
+                allocation.agent_id, allocation.task_id, time.time(), allocation.created_at,
+                allocation.cpu_cores, allocation.memory_mb, allocation.disk_mb,
+                allocation.network_mbps, int(allocation.priority), int(allocation.preemptable),
+                allocation.reservation_id,
+            )).rowcount
+        except sqlite3.IntegrityError:  # the insert trigger's check: see _ALLOCATE
+            taken = 0
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite {self.path}: {exc}") from exc
+        if taken:
+            stored = _holding_slot(allocation, True)
+            if len(self._granted) >= _GRANTED_MAX:
+                self._granted.clear()
+            self._granted[allocation.agent_id, allocation.task_id] = stored
+            return stored
+        # Nothing was written: the task holds something there already, or the agent has
+        # reservations, is full, or unknown. Decide with everything read.
         with self._tx() as conn:
             return self._allocate_in(conn, allocation, now, victims=())
 
@@ -576,76 +706,122 @@ class SQLiteStore(Store):
         validate_id(allocation.task_id, "task_id")
         with self._tx() as conn:
             for victim in victims:
-                if conn.execute("SELECT 1 FROM allocations WHERE agent_id = ? AND task_id = ?",
-                                (allocation.agent_id, victim)).fetchone() is None:
+                if conn.execute(
+                    "SELECT 1 FROM holdings WHERE agent_id = ? AND task_id = ? "
+                    "AND created_at IS NOT NULL", (allocation.agent_id, victim),
+                ).fetchone() is None:
                     return None
             return self._allocate_in(conn, allocation, now, victims=victims)
 
     def _allocate_in(self, conn: sqlite3.Connection, allocation: Allocation, now: float,
                      victims: Sequence[str]) -> Allocation | None:
-        # The hot path (no victims, no reservation) is one read, then at most three
-        # writes: the slot, the agent's load counter and the allocation row.
+        """allocate's general case, inside the caller's write transaction: the task may
+        hold its slot or an allocation already, reservations count (one may be
+        redeemed), victims' allocations do not (they are removed when it fits)."""
         agent_id, task_id = allocation.agent_id, allocation.task_id
-        gone = sorted(set(victims))
-        row = conn.execute(
-            _allocation_view_sql(len(gone)) if gone else _ALLOCATION_VIEW,
-            (agent_id, task_id, now, allocation.reservation_id, *gone),
+        totals = conn.execute(
+            "SELECT load, max_tasks, used_cpu, used_memory, used_disk, used_network, "
+            "cpu_limit, memory_limit, disk_limit, network_limit FROM holdings "
+            "WHERE agent_id = ? AND task_id = ''", (agent_id,),
         ).fetchone()
-        if row is None:
+        if totals is None:
             raise NotFoundError(f"agent {agent_id!r} is not registered")
-        limit, load, limits_json, existing, has_slot, redeemable, *used = row
-        if existing is not None:
-            return Allocation.model_validate_json(existing)
-        cap = _ceiling_of(limits_json)
+        mine = conn.execute(
+            f"SELECT slot_at IS NOT NULL, {_ALLOCATION_COLUMNS} FROM holdings "  # noqa: S608
+            "WHERE agent_id = ? AND task_id = ?", (agent_id, task_id),
+        ).fetchone()
+        if mine is not None and mine[1] is not None:  # allocated already: unchanged
+            return _allocation_from(agent_id, task_id, mine[1:])
+        has_slot = mine is not None and bool(mine[0])
+        load, limit = int(totals[0]), int(totals[1])
+        held, cap = list(totals[2:6]), totals[6:10]
+        gone = sorted(set(victims))
+        freed = 0
+        if gone:
+            marks = ", ".join("?" * len(gone))  # only placeholders are formatted in
+            for *amounts, frees_slot in conn.execute(
+                "SELECT cpu_cores, memory_mb, disk_mb, network_mbps, "  # noqa: S608
+                "holds_slot AND slot_at IS NOT NULL FROM holdings WHERE agent_id = ? "
+                f"AND created_at IS NOT NULL AND task_id IN ({marks})", (agent_id, *gone),
+            ):
+                held = [h - a for h, a in zip(held, amounts, strict=True)]
+                freed += bool(frees_slot)
+        # Leaving out the named reservation whatever its state is the same as leaving
+        # out only a redeemable one: an expired one or another agent's is not summed.
+        reserved = conn.execute(
+            "SELECT TOTAL(cpu_cores), TOTAL(memory_mb), TOTAL(disk_mb), TOTAL(network_mbps) "
+            "FROM reservations WHERE agent_id = ? AND expires_at > ? "
+            "AND reservation_id IS NOT ?", (agent_id, now, allocation.reservation_id),
+        ).fetchone()
         # base.fits on plain floats: building ResourceAmounts models here cost more than
         # the check itself.
-        for held, wanted, most in zip(used, (allocation.cpu_cores, allocation.memory_mb,
-                                             allocation.disk_mb, allocation.network_mbps),
-                                      cap, strict=True):
-            if held + wanted > most + _FIT_EPS:
+        for have, extra, wanted, most in zip(
+                held, reserved, (allocation.cpu_cores, allocation.memory_mb,
+                                 allocation.disk_mb, allocation.network_mbps),
+                cap, strict=True):
+            if have + extra + wanted > most + _FIT_EPS:
                 return None
-        freed = sum(1 for victim in gone if conn.execute(
-            "SELECT 1 FROM load_slots s JOIN allocations a ON a.agent_id = s.agent_id "
-            "AND a.task_id = s.task_id WHERE a.agent_id = ? AND a.task_id = ? "
-            "AND json_extract(a.data, '$.holds_slot')", (agent_id, victim)).fetchone())
         if not has_slot and load - freed >= limit:
             return None
         for victim in gone:
             self._release_allocation_in(conn, agent_id, victim)
-        if redeemable:
-            conn.execute("DELETE FROM reservations WHERE reservation_id = ?",
-                         (allocation.reservation_id,))
+        if allocation.reservation_id is not None:
+            conn.execute(
+                "DELETE FROM reservations WHERE reservation_id = ? AND agent_id = ? "
+                "AND expires_at > ?", (allocation.reservation_id, agent_id, now))
         if not has_slot:
-            # acquire_slots' insert and counter, without reading the agent again: the
-            # check above was made in this transaction.
-            conn.execute("INSERT INTO load_slots (agent_id, task_id, acquired_at) "
-                         "VALUES (?, ?, ?)", (agent_id, task_id, time.time()))
-            conn.execute("UPDATE agents SET load = load + 1 WHERE agent_id = ?", (agent_id,))
-        stored = allocation.model_copy(update={"holds_slot": not has_slot})
-        conn.execute(
-            "INSERT INTO allocations (agent_id, task_id, created_at, cpu_cores, memory_mb, "
-            "disk_mb, network_mbps, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (agent_id, task_id, stored.created_at, stored.cpu_cores, stored.memory_mb,
-             stored.disk_mb, stored.network_mbps, stored.model_dump_json()),
-        )
+            conn.execute("INSERT INTO holdings (agent_id, task_id, slot_at) VALUES (?, ?, ?) "
+                         "ON CONFLICT (agent_id, task_id) DO UPDATE "
+                         "SET slot_at = excluded.slot_at", (agent_id, task_id, time.time()))
+        stored = _holding_slot(allocation, not has_slot)
+        conn.execute(_WRITE_ALLOCATION, (
+            stored.created_at, stored.cpu_cores, stored.memory_mb, stored.disk_mb,
+            stored.network_mbps, int(stored.priority), int(stored.preemptable),
+            stored.reservation_id, int(stored.holds_slot), agent_id, task_id,
+        ))
         return stored
 
     def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
-        """Remove an allocation (and free the slot it holds) in one transaction."""
+        """Remove an allocation (and free the slot it holds) atomically: one statement
+        in the common cases (``_RELEASE_GRANTED``, ``_RELEASE``), else one write
+        transaction. An allocation this store granted comes back as the same object."""
+        granted = self._granted.pop((agent_id, task_id), None)
+        try:
+            cursor = self._cursor
+            if granted is not None and cursor.execute(_RELEASE_GRANTED, (
+                agent_id, task_id, granted.created_at, granted.cpu_cores, granted.memory_mb,
+                granted.disk_mb, granted.network_mbps, int(granted.priority),
+                int(granted.preemptable), granted.reservation_id, int(granted.holds_slot),
+            )).rowcount:
+                return granted
+            rows = cursor.execute(_RELEASE, (agent_id, task_id)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite {self.path}: {exc}") from exc
+        if rows:
+            return _allocation_from(agent_id, task_id, rows[0])
+        # None, or the task holds its slot apart from the allocation (it keeps it).
         with self._tx() as conn:
             return self._release_allocation_in(conn, agent_id, task_id)
 
     def _release_allocation_in(self, conn: sqlite3.Connection, agent_id: str,
                                task_id: str) -> Allocation | None:
         row = conn.execute(
-            "DELETE FROM allocations WHERE agent_id = ? AND task_id = ? RETURNING data",
+            f"SELECT slot_at IS NOT NULL, {_ALLOCATION_COLUMNS} FROM holdings "  # noqa: S608
+            "WHERE agent_id = ? AND task_id = ? AND created_at IS NOT NULL",
             (agent_id, task_id),
         ).fetchone()
         if row is None:
             return None
-        gone = Allocation.model_validate_json(row[0])
-        if gone.holds_slot:
-            self._release_in(conn, agent_id, task_id)
+        gone = _allocation_from(agent_id, task_id, row[1:])
+        if gone.holds_slot or not row[0]:  # the slot goes with it, or there is none
+            conn.execute("DELETE FROM holdings WHERE agent_id = ? AND task_id = ?",
+                         (agent_id, task_id))
+        else:  # the task keeps the slot it held before it allocated
+            conn.execute(
+                "UPDATE holdings SET created_at = NULL, cpu_cores = 0, memory_mb = 0, "
+                "disk_mb = 0, network_mbps = 0, priority = NULL, preemptable = NULL, "
+                "reservation_id = NULL, holds_slot = NULL WHERE agent_id = ? AND task_id = ?",
+                (agent_id, task_id))
         return gone
 
     def put_wait(self, wait: WaitRecord) -> None:
@@ -675,27 +851,43 @@ class SQLiteStore(Store):
 
     def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
         """Allocations by creation time."""
-        where, params = _where({"agent_id": agent_id})
-        with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT data FROM allocations{where} "  # noqa: S608
-                "ORDER BY created_at, agent_id, task_id",
+        mine, params = ("", []) if agent_id is None else (" AND agent_id = ?", [agent_id])
+        try:  # one statement reads one snapshot: no transaction needed
+            rows = self._conn.execute(
+                f"SELECT agent_id, task_id, {_ALLOCATION_COLUMNS} FROM holdings "  # noqa: S608
+                f"WHERE created_at IS NOT NULL{mine} ORDER BY created_at, agent_id, task_id",
                 params,
             ).fetchall()
-        return [Allocation.model_validate_json(r[0]) for r in rows]
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite {self.path}: {exc}") from exc
+        return [_allocation_from(row[0], row[1], row[2:]) for row in rows]
 
     def reserve(self, reservation: Reservation, now: float) -> bool:
         """Check capacity and record the reservation in one write transaction."""
         with self._tx() as conn:
-            agent = self._agent_or_raise(conn, reservation.agent_id)
+            totals = conn.execute(
+                "SELECT used_cpu, used_memory, used_disk, used_network, cpu_limit, "
+                "memory_limit, disk_limit, network_limit FROM holdings "
+                "WHERE agent_id = ? AND task_id = ''",
+                (reservation.agent_id,),
+            ).fetchone()
+            if totals is None:
+                raise NotFoundError(f"agent {reservation.agent_id!r} is not registered")
             exists = conn.execute(
                 "SELECT 1 FROM reservations WHERE reservation_id = ?",
                 (reservation.reservation_id,),
             ).fetchone()
             if exists:
                 raise StoreError(f"reservation {reservation.reservation_id!r} exists already")
-            if not fits(limits_of(agent), self._committed(conn, agent.agent_id, now, None),
-                        reservation):
+            reserved = conn.execute(
+                "SELECT TOTAL(cpu_cores), TOTAL(memory_mb), TOTAL(disk_mb), "
+                "TOTAL(network_mbps) FROM reservations WHERE agent_id = ? AND expires_at > ?",
+                (reservation.agent_id, now),
+            ).fetchone()
+            wanted = (reservation.cpu_cores, reservation.memory_mb, reservation.disk_mb,
+                      reservation.network_mbps)
+            if any(have + extra + want > most + _FIT_EPS for have, extra, want, most
+                   in zip(totals[:4], reserved, wanted, totals[4:], strict=True)):
                 return False
             conn.execute(
                 "INSERT INTO reservations (reservation_id, agent_id, expires_at, created_at, "
