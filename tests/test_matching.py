@@ -96,3 +96,15 @@ def test_a_fresh_record_of_an_agent_is_scored_afresh() -> None:
     [best] = matcher.rank(request, again, limit=1)
     assert best.agent_id == "agent-00"
     assert best.priority_weight == 90
+
+
+def test_the_same_agent_twice_ranks_without_comparing_records() -> None:
+    """A list holding one agent twice (two reads of it) ties on score and ID: ranking
+    must not fall back to comparing the records."""
+    for scorer in (Scorer(name="default", score=default_score, by_load=default_by_load),
+                   Scorer(name="plain", score=default_score)):
+        matcher = _matcher(scorer)
+        twice = _agents([(["a"], 2, 50, 0)]) + _agents([(["a"], 2, 50, 0)])
+        assert [m.agent_id for m in matcher.rank(_request(["a"]), twice)] == \
+            ["agent-00", "agent-00"]
+        assert matcher.rank(_request(["a"]), twice, limit=1)[0].agent_id == "agent-00"

@@ -333,18 +333,26 @@ def test_the_fast_path_leaves_hard_cases_to_the_exact_one(tmp_path: Path) -> Non
             resource_limits=ResourceLimits(cpu_cores=0.3, memory_mb=100, max_tasks=5)))
         now = time.time()
         # 0.1 + 0.2 > 0.3 in floats: only base.fits's tolerance admits it.
-        for task, cpu in (("t1", 0.1), ("t2", 0.2)):
-            assert store.allocate(Allocation(agent_id="a1", task_id=task, cpu_cores=cpu),
-                                  now) is not None
+        granted = {task: store.allocate(Allocation(agent_id="a1", task_id=task,
+                                                   cpu_cores=cpu), now)
+                   for task, cpu in (("t1", 0.1), ("t2", 0.2))}
+        assert None not in granted.values()
         assert store.allocate(Allocation(agent_id="a1", task_id="t3", cpu_cores=1e-6),
                               now) is None
-        # A returned allocation changed by the caller: release returns what was stored.
         got = store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=0.2), now)
         assert got is not None and got.cpu_cores == 0.1, "existing allocation unchanged"
-        got.cpu_cores = 0.05
+        # The object the fast path granted (and keeps for release), changed by the
+        # caller: release still returns what was stored, not the changed object.
+        first = granted["t1"]
+        assert first is not None
+        first.cpu_cores = 0.05
         gone = store.release_allocation("a1", "t1")
-        assert gone is not None and gone.cpu_cores == 0.1
+        assert gone is not None and gone.cpu_cores == 0.1 and gone is not first
         assert store.release_allocation("a1", "t1") is None
+        # Unchanged, the object the fast path granted comes back itself.
+        fresh = store.allocate(Allocation(agent_id="a1", task_id="t6", cpu_cores=0.05), now)
+        assert fresh is not None
+        assert store.release_allocation("a1", "t6") is fresh
         # An expired reservation sends allocations to the exact path, which ignores it.
         assert store.reserve(Reservation(reservation_id="r1", agent_id="a1", cpu_cores=0.1,
                                          expires_at=now + 1), now)
@@ -379,3 +387,44 @@ def test_allocations_built_from_rows_equal_validated_ones(tmp_path: Path) -> Non
         listed[0].cpu_cores = 1.0  # assignment is validated as on any model
         with pytest.raises(ValueError):
             listed[0].cpu_cores = -1.0
+
+
+def test_an_infinite_amount_released_leaves_the_totals_usable(tmp_path: Path) -> None:
+    """inf - inf is NaN (NULL in SQLite): the totals are recounted from the rows instead,
+    so the agent keeps its fast path and its checks."""
+    db = tmp_path / "inf.db"
+    with SQLiteStore(_url(db)) as store:
+        store.put_agent(AgentRecord(agent_id="a1", agent_type="T", capabilities=["x"],
+                                    max_concurrent_tasks=5))  # no resource limits
+        now = time.time()
+        assert store.allocate(Allocation(agent_id="a1", task_id="big",
+                                         cpu_cores=float("inf")), now) is not None
+        assert store.allocate(Allocation(agent_id="a1", task_id="small", cpu_cores=1.0),
+                              now) is not None
+        assert store.release_allocation("a1", "big") is not None
+        assert _check_totals(db) == 1  # equal to the rows' sums, none NULL
+        assert store.allocate(Allocation(agent_id="a1", task_id="next", cpu_cores=2.0),
+                              now) is not None
+        assert sorted(a.cpu_cores for a in store.list_allocations("a1")) == [1.0, 2.0]
+        _check_totals(db)
+
+
+def test_rounding_in_the_running_sums_never_refuses_what_fits(tmp_path: Path) -> None:
+    """The fast path checks the running sums without tolerance; the exact path sums the
+    rows. Running sums a little high (as float rounding can leave them) send an exact
+    fit to the exact path, which grants it."""
+    db = tmp_path / "drift.db"
+    with SQLiteStore(_url(db)) as store:
+        store.put_agent(AgentRecord(
+            agent_id="a1", agent_type="T", capabilities=["x"], max_concurrent_tasks=5,
+            resource_limits=ResourceLimits(cpu_cores=1.0, memory_mb=100)))
+        now = time.time()
+        assert store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=0.5),
+                              now) is not None
+        with sqlite3.connect(db) as raw:  # the drift, made by hand
+            raw.execute("UPDATE holdings SET used_cpu = used_cpu + 1e-7 "
+                        "WHERE agent_id = 'a1' AND task_id = ''")
+        assert store.allocate(Allocation(agent_id="a1", task_id="t2", cpu_cores=0.5),
+                              now) is not None, "0.5 + 0.5 fits a limit of 1"
+        assert store.allocate(Allocation(agent_id="a1", task_id="t3", cpu_cores=0.01),
+                              now) is None

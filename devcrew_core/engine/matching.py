@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from devcrew_core.errors import NotFoundError
@@ -35,6 +36,8 @@ def capability_fit(required: Collection[str], agent: AgentRecord) -> float:
     return min(0.8 + 0.2 * len(required) / len(have), 1.0)
 
 
+#: Ranking order of rank()'s rows: -score, then agent_id.
+_RANK_KEY = itemgetter(0, 1)
 #: Sets of required capabilities the scoring memo keeps before it is cleared.
 _MEMO_KINDS = 4096
 
@@ -139,21 +142,16 @@ class AgentMatcher:
         """Score agents with free capacity, best first (ties: lower agent_id first); with
         ``limit``, only the best ``limit`` become :class:`AgentMatch` models (the hot
         paths want the best one only)."""
-        # Rows: (-score, agent_id, agent, tracked load); agent IDs are unique, so the
-        # comparison never reaches the records.
+        # Rows: (-score, agent_id, agent, tracked load).
         rows: list[tuple[float, str, AgentRecord, int]] = []
         loads = self._loads
-        by_load = self.scorer.by_load
-        if by_load is not None:
+        if self.scorer.by_load is not None:
             memo = self._memo_for(request.required_capabilities)
             for agent in agents:
                 agent_id = agent.agent_id
-                # (record, base, per_task), computed once per record object: a fresh
-                # read of the agent is a new object, so nothing stale is reused.
                 terms = memo.get(agent_id)
                 if terms is None or terms[0] is not agent:
-                    terms = memo[agent_id] = (
-                        agent, *by_load(request.required_capabilities, agent))
+                    terms = self._terms(memo, request.required_capabilities, agent)
                 load = loads.get(agent_id, agent.current_load)
                 if load < agent.max_concurrent_tasks:
                     # -(base - per_task * load), exactly (IEEE subtraction is symmetric)
@@ -164,10 +162,11 @@ class AgentMatcher:
                 if view.current_load < view.max_concurrent_tasks:
                     rows.append((-float(self.scorer.score(request, view)), view.agent_id,
                                  view, view.current_load))
+        # Ordered by (-score, agent_id) only: the records themselves do not compare.
         if limit == 1:
-            chosen = [min(rows)] if rows else []
+            chosen = [min(rows, key=_RANK_KEY)] if rows else []
         else:
-            rows.sort()
+            rows.sort(key=_RANK_KEY)
             chosen = rows if limit is None else rows[:limit]
         return [self._match(request, agent, -negative, load)
                 for negative, _, agent, load in chosen]
@@ -193,8 +192,7 @@ class AgentMatcher:
         memo = self._memo_for(request.required_capabilities)
         terms = memo.get(agent.agent_id)
         if terms is None or terms[0] is not agent:
-            terms = memo[agent.agent_id] = (
-                agent, *by_load(request.required_capabilities, agent))
+            terms = self._terms(memo, request.required_capabilities, agent)
         # The same arithmetic as rank's, so both give the same effective score.
         return (capability_fit(request.required_capabilities, agent),
                 -(terms[2] * load - terms[1]), load)
@@ -210,6 +208,17 @@ class AgentMatcher:
                 self._memo.clear()
             memo = self._memo[key] = {}
         return memo
+
+    def _terms(self, memo: dict[str, tuple[AgentRecord, float, float]],
+               required: Sequence[str], agent: AgentRecord
+               ) -> tuple[AgentRecord, float, float]:
+        """(record, base, per_task) of ``agent`` from the scorer's ``by_load``, kept in
+        ``memo`` for as long as the same record object is asked about (a fresh read of
+        the agent is a new object, so nothing stale is reused)."""
+        by_load = self.scorer.by_load
+        assert by_load is not None
+        terms = memo[agent.agent_id] = (agent, *by_load(required, agent))
+        return terms
 
     @staticmethod
     def _match(request: TaskRequest, agent: AgentRecord, effective: float,

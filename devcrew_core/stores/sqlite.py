@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from devcrew_core.errors import ConfigError, NotFoundError, StoreError
+from devcrew_core.forks import generation
 from devcrew_core.ids import validate_id
 from devcrew_core.models.resources import Priority
 from devcrew_core.stores.base import (
@@ -65,18 +65,6 @@ _LOAD = ("COALESCE((SELECT h.load FROM holdings h "
          "WHERE h.agent_id = a.agent_id AND h.task_id = ''), 0)")
 _DIMS = ("cpu_cores", "memory_mb", "disk_mb", "network_mbps")
 _SYNC_MODES = {"normal": "NORMAL", "full": "FULL", "off": "OFF"}
-#: Forks of this process so far, as seen by the child: a connection opened before a fork
-#: is not used after it (cheaper to compare on every call than os.getpid()).
-_forks = 0
-
-
-def _forked() -> None:
-    global _forks
-    _forks += 1
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_forked)
 
 
 def sqlite_path(url: str) -> tuple[Path, dict[str, str]]:
@@ -144,6 +132,18 @@ _RELEASE_GRANTED = (
     "AND cpu_cores = ? AND memory_mb = ? AND disk_mb = ? AND network_mbps = ? "
     "AND priority = ? AND preemptable = ? AND reservation_id IS ? AND holds_slot = ? "
     "AND (holds_slot OR slot_at IS NULL)")
+#: What the exact paths (allocate's general case, reserve) decide on: the agent's limits
+#: from its totals row, and what its allocations hold summed from their rows, not the
+#: running sums (which the fast path's stricter check uses): float rounding in those
+#: sums can never refuse what fits. ``{first}`` adds leading columns of the totals row.
+_EXACT_TOTALS = (
+    "SELECT {first}s.cpu, s.memory, s.disk, s.network, t.cpu_limit, t.memory_limit, "
+    "t.disk_limit, t.network_limit FROM holdings t, (SELECT TOTAL(cpu_cores) AS cpu, "
+    "TOTAL(memory_mb) AS memory, TOTAL(disk_mb) AS disk, TOTAL(network_mbps) AS network "
+    "FROM holdings WHERE agent_id = ?1 AND task_id <> '') s "
+    "WHERE t.agent_id = ?1 AND t.task_id = ''"
+)
+
 #: Bound of ``SQLiteStore._granted`` (cleared when full: an entry only saves a read).
 _GRANTED_MAX = 4096
 
@@ -256,9 +256,10 @@ class SQLiteStore(Store):
         # One connection per thread and per process: a forked child must not reuse
         # the parent's connection.
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.forks != _forks:
+        if conn is None or self._local.forks != generation():
             conn = self._connect()
-            self._local.conn, self._local.cursor, self._local.forks = conn, conn.cursor(), _forks
+            self._local.conn, self._local.cursor = conn, conn.cursor()
+            self._local.forks = generation()
         return conn
 
     @property
@@ -267,7 +268,7 @@ class SQLiteStore(Store):
         ``Connection.execute`` makes a new cursor each time); each use consumes it
         before the next."""
         cursor: sqlite3.Cursor | None = getattr(self._local, "cursor", None)
-        if cursor is None or self._local.forks != _forks:
+        if cursor is None or self._local.forks != generation():
             self._conn  # noqa: B018 - opens this thread's connection and cursor
             cursor = self._local.cursor
         return cursor
@@ -719,11 +720,8 @@ class SQLiteStore(Store):
         hold its slot or an allocation already, reservations count (one may be
         redeemed), victims' allocations do not (they are removed when it fits)."""
         agent_id, task_id = allocation.agent_id, allocation.task_id
-        totals = conn.execute(
-            "SELECT load, max_tasks, used_cpu, used_memory, used_disk, used_network, "
-            "cpu_limit, memory_limit, disk_limit, network_limit FROM holdings "
-            "WHERE agent_id = ? AND task_id = ''", (agent_id,),
-        ).fetchone()
+        totals = conn.execute(_EXACT_TOTALS.format(first="t.load, t.max_tasks, "),
+                              (agent_id,)).fetchone()
         if totals is None:
             raise NotFoundError(f"agent {agent_id!r} is not registered")
         mine = conn.execute(
@@ -865,12 +863,8 @@ class SQLiteStore(Store):
     def reserve(self, reservation: Reservation, now: float) -> bool:
         """Check capacity and record the reservation in one write transaction."""
         with self._tx() as conn:
-            totals = conn.execute(
-                "SELECT used_cpu, used_memory, used_disk, used_network, cpu_limit, "
-                "memory_limit, disk_limit, network_limit FROM holdings "
-                "WHERE agent_id = ? AND task_id = ''",
-                (reservation.agent_id,),
-            ).fetchone()
+            totals = conn.execute(_EXACT_TOTALS.format(first=""),
+                                  (reservation.agent_id,)).fetchone()
             if totals is None:
                 raise NotFoundError(f"agent {reservation.agent_id!r} is not registered")
             exists = conn.execute(

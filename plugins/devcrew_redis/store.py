@@ -151,7 +151,7 @@ class RedisStore(Store):
         self.url = target.shown
         self.keys = Keys(target.prefix)
         self._client = connect(target, password=password, pool_size=pool_size)
-        self._pinned = PinnedConnections(self._client.connection_pool, pool_size)
+        self._pinned = PinnedConnections(self._client.connection_pool)
         self._scripts = Scripts(self._client, self._pinned)
         self._agent_keys: dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
         try:
@@ -172,6 +172,7 @@ class RedisStore(Store):
 
     def close(self) -> None:
         """Close the pooled connections (the store reconnects if used again)."""
+        self._pinned.close()
         self._client.connection_pool.disconnect()
 
     def _until_set(self, attempt: Callable[[], T | _Conflict], what: str) -> T:

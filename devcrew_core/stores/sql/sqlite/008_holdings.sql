@@ -15,8 +15,10 @@
 --
 -- The totals are maintained by the triggers below, in the statement that changes a task
 -- row, so no code path can forget them; a test checks them against the sums. When an
--- agent's last allocation goes, its sums are reset to exactly 0 so float rounding cannot
--- build up. Replaces `allocations`, `load_slots` and `agents.load`.
+-- agent's last allocation goes, its sums are reset to exactly 0; in between, float
+-- rounding may move them by a few ulps, which only the fast path's stricter check reads
+-- (the exact path sums the rows). 009 replaces the delete and update triggers (infinite
+-- amounts). Replaces `allocations`, `load_slots` and `agents.load`.
 CREATE TABLE holdings (
     agent_id TEXT NOT NULL,
     task_id TEXT NOT NULL,
