@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import random
 import socket
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from devcrew_core.stores.records import (
     AuditRecord,
     DelegationRecord,
     HandoffRecord,
+    Reservation,
     RunRecord,
 )
 from devcrew_postgres.migrations import migrations
@@ -413,15 +415,15 @@ def test_concurrent_appends_keep_seq_order_equal_to_commit_order(store: Postgres
 
 # -- allocation counters under concurrency ---------------------------------------------
 def _usage(server: PostgresServer, schema: str, agent_id: str) -> tuple[Any, ...]:
-    """The agent's counters beside the sums of its rows (slots and allocations)."""
+    """The agent's totals beside the sums of its rows (slots and allocations)."""
     rows = server.execute(
-        f"SELECT a.load, a.alloc_cpu_cores, a.alloc_memory_mb, "
-        f"(SELECT count(*) FROM {schema}.load_slots s WHERE s.agent_id = a.agent_id), "
-        f"(SELECT coalesce(sum(cpu_cores), 0) FROM {schema}.allocations l "
-        f" WHERE l.agent_id = a.agent_id), "
-        f"(SELECT coalesce(sum(memory_mb), 0) FROM {schema}.allocations l "
-        f" WHERE l.agent_id = a.agent_id) "
-        f"FROM {schema}.agents a WHERE a.agent_id = %s", (agent_id,))
+        f"SELECT t.load, t.alloc_cpu, t.alloc_memory, "
+        f"(SELECT count(h.slot_at) FROM {schema}.holdings h WHERE h.agent_id = t.agent_id), "
+        f"(SELECT coalesce(sum(cpu_cores), 0) FROM {schema}.holdings h "
+        f" WHERE h.agent_id = t.agent_id), "
+        f"(SELECT coalesce(sum(memory_mb), 0) FROM {schema}.holdings h "
+        f" WHERE h.agent_id = t.agent_id) "
+        f"FROM {schema}.agent_totals t WHERE t.agent_id = %s", (agent_id,))
     return tuple(rows[0])
 
 
@@ -457,3 +459,178 @@ def test_concurrent_allocates_never_over_commit_and_counters_equal_the_rows(
     assert (load, cpu, memory) == (slots, cpu_sum, memory_sum)
     assert cpu <= 3
     assert load <= 4
+
+
+# -- schema 3: holdings and totals --------------------------------------------------------
+def _totals_and_sums(server: PostgresServer, schema: str) -> list[tuple[Any, ...]]:
+    """Per registered agent: its totals row, then the same figures summed from its rows."""
+    return server.execute(
+        f"SELECT t.agent_id, t.load, t.allocations, t.alloc_cpu, t.alloc_memory, "
+        f"t.alloc_disk, t.alloc_network, t.resv_cpu, t.resv_memory, "
+        f"(SELECT count(h.slot_at) FROM {schema}.holdings h WHERE h.agent_id = t.agent_id), "
+        f"(SELECT count(h.created_at) FROM {schema}.holdings h "
+        f" WHERE h.agent_id = t.agent_id), "
+        f"(SELECT coalesce(sum(h.cpu_cores), 0) FROM {schema}.holdings h "
+        f" WHERE h.agent_id = t.agent_id), "
+        f"(SELECT coalesce(sum(h.memory_mb), 0) FROM {schema}.holdings h "
+        f" WHERE h.agent_id = t.agent_id), "
+        f"(SELECT coalesce(sum(h.disk_mb), 0) FROM {schema}.holdings h "
+        f" WHERE h.agent_id = t.agent_id), "
+        f"(SELECT coalesce(sum(h.network_mbps), 0) FROM {schema}.holdings h "
+        f" WHERE h.agent_id = t.agent_id), "
+        f"(SELECT coalesce(sum(r.cpu_cores), 0) FROM {schema}.reservations r "
+        f" WHERE r.agent_id = t.agent_id AND r.counted), "
+        f"(SELECT coalesce(sum(r.memory_mb), 0) FROM {schema}.reservations r "
+        f" WHERE r.agent_id = t.agent_id AND r.counted) "
+        f"FROM {schema}.agent_totals t ORDER BY t.agent_id")
+
+
+def _assert_totals_equal_sums(server: PostgresServer, schema: str) -> None:
+    for row in _totals_and_sums(server, schema):
+        assert row[1:9] == row[9:], row
+
+
+def test_migration_from_schema_2_keeps_allocations_slots_and_reservations(
+        postgres_server: PostgresServer, schema: str) -> None:
+    conn = raw(postgres_server, schema)
+    with conn.cursor() as cur:
+        # A database at schema 2, filled through the functions of schema 2.
+        cur.execute("CREATE TABLE devcrew_schema_version (version integer PRIMARY KEY, "
+                    "applied_at timestamptz NOT NULL DEFAULT now())")
+        for number, sql in migrations()[:2]:
+            cur.execute(sql)
+            cur.execute("INSERT INTO devcrew_schema_version (version) VALUES (%s)", (number,))
+        for agent_id in ("a1", "a2"):
+            record = _limited(agent_id, 3, 4.0)
+            cur.execute(
+                "INSERT INTO agents (agent_id, agent_type, capabilities, max_concurrent_tasks, "
+                "limit_cpu_cores, limit_memory_mb, data) "
+                "VALUES (%s, 'Worker', ARRAY['python'], 3, 4.0, 1e6, %s::jsonb)",
+                (agent_id, record.model_dump_json(exclude={"current_load", "running_tasks"})))
+        cur.execute("SELECT * FROM devcrew_acquire_slots('a1', ARRAY['held'], 1.0)")
+        for task, cpu in (("held", 1.0), ("own", 1.5)):
+            data = Allocation(agent_id="a1", task_id=task, cpu_cores=cpu, memory_mb=10.0,
+                              priority=3, preemptable=False, created_at=2.0,
+                              holds_slot=task == "own").model_dump_json()
+            cur.execute("SELECT o_status FROM devcrew_allocate('a1', %s, NULL, '{}', 2.0, "
+                        "%s, 10, 0, 0, 2.0, %s::jsonb)", (task, cpu, data))
+            assert cur.fetchone() == ("allocated",)
+        cur.execute("SELECT * FROM devcrew_acquire_slots('a2', ARRAY['slot-only'], 3.0)")
+        cur.execute("SELECT devcrew_reserve('r1', 'a2', 1.0, 1e12, 1.0, 1.0, 5, 0, 0, %s::jsonb)",
+                    ('{"reservation_id": "r1", "agent_id": "a2", "expires_at": 1e12, '
+                     '"created_at": 1.0, "cpu_cores": 1.0, "memory_mb": 5.0}',))
+        assert cur.fetchone() == ("reserved",)
+    conn.close()
+
+    with PostgresStore(postgres_server.url(schema=schema)) as store:
+        a1, a2 = store.get_agent("a1"), store.get_agent("a2")
+        assert a1 is not None and a2 is not None
+        assert (a1.current_load, sorted(a1.running_tasks)) == (2, ["held", "own"])
+        assert (a2.current_load, a2.running_tasks) == (1, ["slot-only"])
+        held, own = store.list_allocations("a1")
+        assert (held.task_id, held.holds_slot, held.cpu_cores) == ("held", False, 1.0)
+        assert (own.task_id, own.holds_slot, own.priority, own.preemptable) == (
+            "own", True, 3, False)
+        assert store.get_reservation("r1") is not None
+        _assert_totals_equal_sums(postgres_server, schema)
+        # The capacity left is what the rows say: 4 - 2.5 cores on a1, 4 - 1 on a2.
+        assert store.allocate(Allocation(agent_id="a1", task_id="big", cpu_cores=1.6),
+                              10.0) is None
+        assert store.allocate(Allocation(agent_id="a2", task_id="big", cpu_cores=3.1),
+                              10.0) is None
+        # Releasing frees the slot an allocation took, never one its task held before.
+        assert store.release_allocation("a1", "own") is not None
+        assert store.release_allocation("a1", "held") is not None
+        after = store.get_agent("a1")
+        assert after is not None and after.running_tasks == ["held"]
+        assert store.cancel_reservation("r1")
+        _assert_totals_equal_sums(postgres_server, schema)
+
+
+def test_totals_equal_the_sums_after_random_operations(
+        store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
+    rng = random.Random(1234)  # noqa: S311 - a reproducible sequence, not a secret
+    agents = ["a1", "a2", "a3"]
+    for agent_id in agents:
+        store.put_agent(_limited(agent_id, 3, 4.0))
+    tasks = [f"t{i}" for i in range(6)]
+    for step in range(400):
+        agent_id, task = rng.choice(agents), rng.choice(tasks)
+        op = rng.randrange(10)
+        now = float(step)
+        if op <= 2:
+            store.allocate(Allocation(agent_id=agent_id, task_id=task,
+                                      cpu_cores=rng.choice([0.1, 0.5, 1.0, 1.3]),
+                                      memory_mb=rng.choice([1.0, 7.5]),
+                                      disk_mb=rng.choice([0.0, 2.0])), now)
+        elif op == 3:
+            store.release_allocation(agent_id, task)
+        elif op == 4:
+            store.acquire_slot(agent_id, task)
+        elif op == 5:
+            store.release_slot(agent_id, task)
+        elif op == 6:
+            store.transfer_slots([(agent_id, task, rng.choice(tasks))])
+        elif op == 7:
+            victims = [a.task_id for a in store.list_allocations(agent_id)][:1]
+            store.preempt_and_allocate(
+                Allocation(agent_id=agent_id, task_id=task, cpu_cores=2.0), victims, now)
+        elif op == 8:
+            store.reserve(Reservation(reservation_id=f"r{step}", agent_id=agent_id,
+                                      cpu_cores=0.5, expires_at=now + 5.0,
+                                      created_at=now), now)
+            store.expire_reservations(now - 3.0)
+        else:
+            limits = rng.choice([None, 2.0, 8.0])
+            changed = _limited(agent_id, rng.choice([1, 3, 5]), limits or 1.0)
+            if limits is None:
+                changed = changed.model_copy(update={"resource_limits": None})
+            store.put_agent(changed)
+        if step % 50 == 49:
+            _assert_totals_equal_sums(postgres_server, schema)
+    _assert_totals_equal_sums(postgres_server, schema)
+    # Every slot and allocation the rows hold is what the store reports.
+    for agent_id in agents:
+        record = store.get_agent(agent_id)
+        assert record is not None
+        assert record.current_load == len(record.running_tasks)
+    assert len(store.list_allocations()) == postgres_server.execute(
+        f"SELECT count(created_at) FROM {schema}.holdings")[0][0]
+
+
+def test_fast_paths_racing_general_calls_on_shared_tasks_keep_the_totals(
+        store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
+    """Allocate and release (the fast paths: task row first, totals row last) racing the
+    calls that lock the agent first (preemption, slots, reservations, put_agent) on the
+    same tasks: no error (a deadlock would be retried, so the server's deadlock count
+    was checked by hand: 0), and the totals equal the rows' sums."""
+    store.put_agent(_limited("hot", 4, 3.0))
+
+    def work(worker: int) -> None:
+        rng = random.Random(worker)  # noqa: S311 - a reproducible sequence
+        for i in range(80):
+            task = f"task-{rng.randrange(6)}"
+            op = rng.randrange(8)
+            if op <= 2:
+                store.allocate(Allocation(agent_id="hot", task_id=task, cpu_cores=1.0),
+                               float(i))
+            elif op == 3:
+                store.release_allocation("hot", task)
+            elif op == 4:
+                victims = [a.task_id for a in store.list_allocations("hot")][:1]
+                store.preempt_and_allocate(
+                    Allocation(agent_id="hot", task_id=task, cpu_cores=2.0), victims, float(i))
+            elif op == 5:
+                store.acquire_slot("hot", task)
+            elif op == 6:
+                store.release_slots([("hot", task)])
+            else:
+                store.put_agent(_limited("hot", rng.choice([3, 4]), rng.choice([3.0, 4.0])))
+
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(work, worker) for worker in range(6)]
+        for future in futures:
+            future.result(timeout=120)
+    _assert_totals_equal_sums(postgres_server, schema)
+    record = store.get_agent("hot")
+    assert record is not None and record.current_load == len(record.running_tasks)

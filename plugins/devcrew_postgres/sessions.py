@@ -81,6 +81,12 @@ class Transaction:
         rows: list[Row] = self._cursor.fetchall()
         return rows
 
+    @property
+    def batched(self) -> bool:
+        """Whether the call runs inside a batch's transaction (then only the general
+        allocation functions may run: see sql/003_holdings.sql on locks)."""
+        return not self._own
+
     def call(self, statement: Prepared, params: Sequence[Any]) -> list[Row]:
         """Run a prepared statement (preparing it first on a connection that has not),
         as one statement of its own: no ``begin``/``commit`` handling."""

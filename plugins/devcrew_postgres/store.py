@@ -1,9 +1,12 @@
 """``postgresql://user:password@host:port/database``: the Store contract on PostgreSQL.
 
 Every invariant is one transaction on the server: the slot, allocation and reservation
-checks are PL/pgSQL functions (``sql/NNN_*.sql``) that lock the agent's row first, so
-each is one statement and one round trip; read-modify-write updates lock the
-row with ``SELECT ... FOR UPDATE``. Only parameterised statements reach the server, and
+checks are PL/pgSQL functions (``sql/NNN_*.sql``), each one statement and one round
+trip. A task's slot and allocation are one row of ``holdings``, an agent's totals one
+narrow row of ``agent_totals``: allocate and release change the task's row, then the
+totals row, and never the wide ``agents`` row (the locking is described in
+``sql/003_holdings.sql``). Read-modify-write updates lock the row with
+``SELECT ... FOR UPDATE``. Only parameterised statements reach the server, and
 identifiers are validated before they do.
 """
 
@@ -19,6 +22,7 @@ from pydantic import BaseModel
 
 from devcrew_core.errors import NotFoundError, StoreError
 from devcrew_core.ids import validate_id
+from devcrew_core.models.resources import Priority
 from devcrew_core.stores.base import (
     AGENT_MUTABLE_FIELDS,
     HANDOFF_MUTABLE_FIELDS,
@@ -72,27 +76,43 @@ _UPSERT_AGENT = (
     "limit_network_mbps = excluded.limit_network_mbps, data = excluded.data"
 )
 _RUNNING_TASKS = (
-    "ARRAY(SELECT s.task_id FROM load_slots s WHERE s.agent_id = a.agent_id "
-    "ORDER BY s.acquired_at, s.task_id)"
+    "ARRAY(SELECT h.task_id FROM holdings h WHERE h.agent_id = a.agent_id "
+    "AND h.slot_at IS NOT NULL ORDER BY h.slot_at, h.task_id)"
 )
+#: An agent's load, from its narrow totals row (the agent row carries none).
+_LOAD = "coalesce((SELECT t.load FROM agent_totals t WHERE t.agent_id = a.agent_id), 0)"
+#: put_agent and update_agent lock the agent (its advisory lock and totals row) before
+#: the agent row: their trigger writes the totals row (lock order: sql/003_holdings.sql).
+_LOCK_TOTALS = "SELECT devcrew_lock_agent(%s)"
 _READ_AGENT = (
     f"SELECT a.data::text, {_RUNNING_TASKS} FROM agents a WHERE a.agent_id = %s"  # noqa: S608
 )
 # Lock first, then read in a second statement, which sees the slots that the previous
 # holder of the lock committed (the first statement's snapshot predates the wait).
 _LOCK_AND_READ_AGENT = (
-    f"SELECT 1 FROM agents WHERE agent_id = %s FOR UPDATE; {_READ_AGENT}"  # noqa: S608
+    f"{_LOCK_TOTALS}; "  # noqa: S608
+    f"SELECT 1 FROM agents WHERE agent_id = %s FOR UPDATE; {_READ_AGENT}"
+)
+_ALLOCATE_FAST = Prepared(
+    "devcrew_allocate_fast3",
+    ("text", "text", "float8", "numeric", "numeric", "numeric", "numeric", "float8",
+     "integer", "boolean"),
+    "SELECT devcrew_allocate_fast($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
 )
 _ALLOCATE = Prepared(
-    "devcrew_allocate",
+    "devcrew_allocate3",
     ("text", "text", "text", "text[]", "float8", "numeric", "numeric", "numeric", "numeric",
-     "float8", "jsonb"),
-    "SELECT o_status, o_holds_slot, o_data "
-    "FROM devcrew_allocate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+     "float8", "integer", "boolean"),
+    "SELECT * FROM devcrew_allocate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
 )
 _RELEASE_ALLOCATION = Prepared(
-    "devcrew_release_allocation", ("text", "text"),
-    "SELECT devcrew_release_allocation($1, $2)",
+    "devcrew_release_allocation3", ("text", "text", "boolean"),
+    "SELECT * FROM devcrew_release_allocation($1, $2, $3)",
+)
+#: An allocation's fields as columns of `holdings`, in the order of _allocation's row.
+_ALLOCATION_COLUMNS = (
+    "holds_slot, created_at, cpu_cores::float8, memory_mb::float8, disk_mb::float8, "
+    "network_mbps::float8, priority, preemptable, reservation_id, agent_id, task_id"
 )
 _PUT_STATES = (
     "INSERT INTO task_states (run_id, task_id, data) "
@@ -126,6 +146,18 @@ def _agent_params(agent: AgentRecord) -> tuple[Any, ...]:
         None if limits is None else limits.network_mbps,
         agent.model_dump_json(exclude=_DERIVED),
     )
+
+
+def _allocation(row: Sequence[Any], agent_id: str, task_id: str) -> Allocation:
+    """The allocation of a ``holdings`` row: (holds_slot, created_at, cpu, memory, disk,
+    network, priority, preemptable, reservation_id), as the functions return it. The
+    values were validated when they were stored, so the model is built without
+    re-validating them."""
+    holds, created, cpu, memory, disk, network, priority, preemptable, reservation = row[:9]
+    return Allocation.model_construct(
+        agent_id=agent_id, task_id=task_id, cpu_cores=cpu, memory_mb=memory, disk_mb=disk,
+        network_mbps=network, priority=Priority(priority), preemptable=preemptable,
+        reservation_id=reservation, created_at=created, holds_slot=holds)
 
 
 def _agent(data: str, load: int, tasks: list[str] | None = None) -> AgentRecord:
@@ -182,7 +214,8 @@ class PostgresStore(Store):
     def put_agent(self, agent: AgentRecord) -> None:
         """Insert or replace an agent (its capability index is its own column), keeping
         its slots."""
-        self._sessions.run(lambda tx: tx.query(_UPSERT_AGENT, _agent_params(agent)))
+        self._sessions.run(lambda tx: tx.query(
+            f"{_LOCK_TOTALS}; {_UPSERT_AGENT}", (agent.agent_id, *_agent_params(agent))))
 
     def get_agent(self, agent_id: str) -> AgentRecord | None:
         """Return an agent with its load and running tasks (one consistent snapshot)."""
@@ -199,7 +232,7 @@ class PostgresStore(Store):
         validate_id(agent_id, "agent_id")
 
         def work(tx: Transaction) -> AgentRecord | None:
-            rows = tx.query(_LOCK_AND_READ_AGENT, (agent_id, agent_id), begin=True)
+            rows = tx.query(_LOCK_AND_READ_AGENT, (agent_id, agent_id, agent_id), begin=True)
             if not rows:
                 tx.finish()
                 return None
@@ -228,7 +261,7 @@ class PostgresStore(Store):
             validate_id(agent_type, "agent_type")
         where, params = _where({"agent_type": agent_type})
         rows = self._sessions.run(lambda tx: tx.query(
-            f"SELECT data::text, load FROM agents{where} ORDER BY agent_id",  # noqa: S608
+            f"SELECT a.data::text, {_LOAD} FROM agents a{where} ORDER BY agent_id",  # noqa: S608
             params))
         return [_agent(data, load) for data, load in rows]
 
@@ -243,7 +276,7 @@ class PostgresStore(Store):
             validate_id(agent_type, "agent_type")
         where, params = _where({"capabilities @>": caps, "agent_type": agent_type})
         rows = self._sessions.run(lambda tx: tx.query(
-            f"SELECT data::text, load FROM agents{where} ORDER BY agent_id",  # noqa: S608
+            f"SELECT a.data::text, {_LOAD} FROM agents a{where} ORDER BY agent_id",  # noqa: S608
             params))
         return [_agent(data, load) for data, load in rows]
 
@@ -377,29 +410,46 @@ class PostgresStore(Store):
         validate_id(allocation.task_id, "task_id")
         if allocation.reservation_id is not None:
             validate_id(allocation.reservation_id, "reservation_id")
-        # Sent as it is stored in the common case: the allocation takes the slot.
-        taking = allocation.model_copy(update={"holds_slot": True})
-        rows = self._sessions.run(lambda tx: tx.call(
-            _ALLOCATE,
-            (allocation.agent_id, allocation.task_id, allocation.reservation_id, list(victims),
-             now, allocation.cpu_cores, allocation.memory_mb, allocation.disk_mb,
-             allocation.network_mbps, allocation.created_at, taking.model_dump_json())))
-        status, holds_slot, data = rows[0]
+        agent_id, task_id = allocation.agent_id, allocation.task_id
+        fast = allocation.reservation_id is None and not victims
+
+        def work(tx: Transaction) -> list[Row]:
+            if fast and not tx.batched:
+                # One statement and transaction in the common case; a 'general' answer
+                # changed nothing, and the general function runs in a transaction of its
+                # own (never inside the fast path's, see sql/003_holdings.sql on locks).
+                rows = tx.call(_ALLOCATE_FAST, (
+                    agent_id, task_id, now, allocation.cpu_cores, allocation.memory_mb,
+                    allocation.disk_mb, allocation.network_mbps, allocation.created_at,
+                    int(allocation.priority), allocation.preemptable))
+                if rows[0][0] == "allocated":
+                    return [("allocated", True)]
+            return tx.call(_ALLOCATE, (
+                agent_id, task_id, allocation.reservation_id, list(victims), now,
+                allocation.cpu_cores, allocation.memory_mb, allocation.disk_mb,
+                allocation.network_mbps, allocation.created_at, int(allocation.priority),
+                allocation.preemptable))
+
+        rows = self._sessions.run(work)
+        status = rows[0][0]
         if status == "allocated":
-            return taking if holds_slot else allocation.model_copy(update={"holds_slot": False})
+            # What was stored: the caller's allocation, with whether it took the slot.
+            return allocation.model_copy(update={"holds_slot": bool(rows[0][1])})
         if status == "existing":
-            return Allocation.model_validate_json(data)
+            return _allocation(rows[0][1:], agent_id, task_id)
         if status == "missing":
-            raise NotFoundError(f"agent {allocation.agent_id!r} is not registered")
+            raise NotFoundError(f"agent {agent_id!r} is not registered")
         return None
 
     def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
         """Remove an allocation, freeing the slot it holds, in one statement."""
         validate_id(agent_id, "agent_id")
         validate_id(task_id, "task_id")
-        rows = self._sessions.run(lambda tx: tx.call(_RELEASE_ALLOCATION, (agent_id, task_id)))
-        data = rows[0][0]
-        return None if data is None else Allocation.model_validate_json(data)
+        rows = self._sessions.run(lambda tx: tx.call(
+            _RELEASE_ALLOCATION, (agent_id, task_id, tx.batched)))
+        if rows[0][1] is None:
+            return None
+        return _allocation(rows[0], agent_id, task_id)
 
     def put_wait(self, wait: WaitRecord) -> None:
         """Record or refresh a waiting request (one per agent and task)."""
@@ -436,9 +486,10 @@ class PostgresStore(Store):
             validate_id(agent_id, "agent_id")
         where, params = _where({"agent_id": agent_id})
         rows = self._sessions.run(lambda tx: tx.query(
-            f"SELECT data::text FROM allocations{where} "  # noqa: S608
+            f"SELECT {_ALLOCATION_COLUMNS} FROM holdings{where}"  # noqa: S608
+            f"{' AND' if where else ' WHERE'} created_at IS NOT NULL "
             "ORDER BY created_at, agent_id, task_id", params))
-        return [Allocation.model_validate_json(r[0]) for r in rows]
+        return [_allocation(r, r[9], r[10]) for r in rows]
 
     def reserve(self, reservation: Reservation, now: float) -> bool:
         """Check capacity and record the reservation in one statement."""
