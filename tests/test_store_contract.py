@@ -514,7 +514,13 @@ def test_delegate_takes_a_slot_and_records_who_got_the_task(store: Store) -> Non
     a1 = store.get_agent("a1")
     assert a1 is not None and a1.running_tasks == ["t1"]
     with pytest.raises(NotFoundError):
-        store.delegate(delegation("t3", agent_id="nobody"))
+        store.delegate(delegation("t3", agent_id="nobody"),
+                       AuditRecord(kind="delegation", subject_id="t3"))
+    # Nothing is kept of a delegation to an unknown agent: the task can go elsewhere.
+    assert store.get_delegation("t3") is None
+    assert [a.subject_id for a in store.list_audit(kind="delegation")] == ["t1"]
+    store.complete_delegation("a1", "t1", 3.0)
+    assert store.delegate(delegation("t3")).acquired
 
 
 def test_complete_delegation_frees_the_slot_exactly_once(store: Store) -> None:

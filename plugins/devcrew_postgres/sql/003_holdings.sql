@@ -641,7 +641,11 @@ BEGIN
         RETURN false;
     END IF;
     PERFORM devcrew_lock_agent(v_agent_id);
+    -- Only on the agent locked: cancelled by another call (and maybe made again, on
+    -- another agent) while this one waited for the lock, it is gone as far as this call
+    -- goes, which may be ordered right after that cancel.
     DELETE FROM reservations WHERE reservation_id = p_reservation_id
+                                AND agent_id = v_agent_id
         RETURNING counted, cpu_cores, memory_mb, disk_mb, network_mbps INTO v_gone;
     IF NOT FOUND THEN
         RETURN false;
@@ -861,7 +865,7 @@ BEGIN
     SELECT s.o_acquired, s.o_already_held, s.o_load, s.o_limit
         INTO o_acquired, o_already_held, o_load, o_limit
         FROM devcrew_acquire_slots(p_agent_id, ARRAY[p_task_id], p_now) s;
-    IF NOT o_acquired THEN  -- full, or (NULL) an unknown agent
+    IF o_acquired IS NOT TRUE THEN  -- full, or (NULL) an unknown agent: store nothing
         RETURN NEXT;
         RETURN;
     END IF;
