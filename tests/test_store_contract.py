@@ -585,3 +585,19 @@ def test_write_batch_writes_states_audit_and_events(store: Store) -> None:
     assert [e.kind for e in store.list_events()] == ["task.failed"]
     store.write_batch([], [], [])
     assert len(store.list_audit()) == 1
+
+
+# -- identifiers --------------------------------------------------------------------------
+LOOKUPS = ("get_agent", "get_delegation", "get_reservation", "get_workflow", "get_snapshot",
+           "cancel_requested", "get_run", "get_task_states", "get_handoff",
+           "get_handoff_context")
+
+
+@pytest.mark.parametrize("lookup", LOOKUPS)
+@pytest.mark.parametrize("bad_id", ["a:b", "*", "[x]", "", "..", "x" * 129])
+def test_a_lookup_with_an_invalid_id_is_an_error_on_every_backend(
+        store: Store, lookup: str, bad_id: str) -> None:
+    """Not None ("not found"), which would hide a malformed ID: the same error as a
+    write with it, before anything reaches a key or a query."""
+    with pytest.raises(DefinitionError, match="invalid ID"):
+        getattr(store, lookup)(bad_id)

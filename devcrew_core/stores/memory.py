@@ -122,6 +122,7 @@ class MemoryStore(Store):
 
     def get_agent(self, agent_id: str) -> AgentRecord | None:
         """Return an agent with its load."""
+        validate_id(agent_id, "agent_id")
         with self._lock:
             agent = self._agents.get(agent_id)
             return None if agent is None else self._with_load(agent)
@@ -250,6 +251,7 @@ class MemoryStore(Store):
 
     def get_delegation(self, task_id: str) -> DelegationRecord | None:
         """The latest delegation of a task."""
+        validate_id(task_id, "task_id")
         with self._lock:
             found = self._delegations.get(task_id)
             return None if found is None else found.model_copy(deep=True)
@@ -377,6 +379,7 @@ class MemoryStore(Store):
 
     def get_reservation(self, reservation_id: str) -> Reservation | None:
         """Return a reservation."""
+        validate_id(reservation_id, "reservation_id")
         with self._lock:
             found = self._reservations.get(reservation_id)
             return None if found is None else found.model_copy()
@@ -412,6 +415,7 @@ class MemoryStore(Store):
 
     def get_workflow(self, workflow_id: str) -> WorkflowDefinition | None:
         """Return a workflow definition."""
+        validate_id(workflow_id, "workflow_id")
         with self._lock:
             found = self._workflows.get(workflow_id)
             return None if found is None else found.model_copy(deep=True)
@@ -434,6 +438,7 @@ class MemoryStore(Store):
 
     def get_snapshot(self, snapshot_id: str) -> str | None:
         """A stored document."""
+        validate_id(snapshot_id, "snapshot_id")
         with self._lock:
             return self._snapshots.get(snapshot_id)
 
@@ -446,12 +451,14 @@ class MemoryStore(Store):
 
     def cancel_requested(self, run_id: str) -> bool | None:
         """Whether a cancel was requested for a run; None if unknown."""
+        validate_id(run_id, "run_id")
         with self._lock:
             found = self._runs.get(run_id)
             return None if found is None else found.cancel_requested
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return a run."""
+        validate_id(run_id, "run_id")
         with self._lock:
             found = self._runs.get(run_id)
             return None if found is None else _run_copy(found)
@@ -487,6 +494,7 @@ class MemoryStore(Store):
 
     def get_task_states(self, run_id: str) -> list[TaskState]:
         """Task states of a run."""
+        validate_id(run_id, "run_id")
         with self._lock:
             states = self._task_states.get(run_id, {})
             return [states[k].model_copy(deep=True) for k in sorted(states)]
@@ -503,6 +511,7 @@ class MemoryStore(Store):
 
     def get_handoff(self, handoff_id: str) -> HandoffRecord | None:
         """Return a handoff."""
+        validate_id(handoff_id, "handoff_id")
         with self._lock:
             found = self._handoffs.get(handoff_id)
             return None if found is None else found.model_copy(deep=True)
@@ -518,6 +527,7 @@ class MemoryStore(Store):
 
     def get_handoff_context(self, handoff_id: str) -> dict[str, Any] | None:
         """Return the context of a handoff."""
+        validate_id(handoff_id, "handoff_id")
         with self._lock:
             found = self._contexts.get(handoff_id)
             return None if found is None else dict(found)

@@ -422,6 +422,7 @@ class SQLiteStore(Store):
 
     def get_agent(self, agent_id: str) -> AgentRecord | None:
         """Return an agent with its load."""
+        validate_id(agent_id, "agent_id")
         try:  # one statement, so one snapshot: the record, then its slots, oldest first
             rows = self._conn.execute(
                 "SELECT 0, data, NULL, NULL FROM agents WHERE agent_id = ?1 UNION ALL "
@@ -657,6 +658,7 @@ class SQLiteStore(Store):
 
     def get_delegation(self, task_id: str) -> DelegationRecord | None:
         """The latest delegation of a task."""
+        validate_id(task_id, "task_id")
         with self._read() as conn:
             row = conn.execute("SELECT data FROM delegations WHERE task_id = ?",
                                (task_id,)).fetchone()
@@ -900,6 +902,7 @@ class SQLiteStore(Store):
 
     def get_reservation(self, reservation_id: str) -> Reservation | None:
         """Return a reservation."""
+        validate_id(reservation_id, "reservation_id")
         with self._read() as conn:
             row = conn.execute(
                 "SELECT data FROM reservations WHERE reservation_id = ?", (reservation_id,)
@@ -943,6 +946,7 @@ class SQLiteStore(Store):
 
     def get_workflow(self, workflow_id: str) -> WorkflowDefinition | None:
         """Return a workflow definition."""
+        validate_id(workflow_id, "workflow_id")
         with self._read() as conn:
             row = conn.execute(
                 "SELECT data FROM workflows WHERE workflow_id = ?", (workflow_id,)
@@ -970,6 +974,7 @@ class SQLiteStore(Store):
 
     def get_snapshot(self, snapshot_id: str) -> str | None:
         """A stored document."""
+        validate_id(snapshot_id, "snapshot_id")
         with self._read() as conn:
             row = conn.execute("SELECT data FROM snapshots WHERE snapshot_id = ?",
                                (snapshot_id,)).fetchone()
@@ -995,6 +1000,7 @@ class SQLiteStore(Store):
 
     def cancel_requested(self, run_id: str) -> bool | None:
         """Whether a cancel was requested, from its own column (the data is not read)."""
+        validate_id(run_id, "run_id")
         with self._read() as conn:
             row = conn.execute(
                 "SELECT cancel_requested FROM runs WHERE run_id = ?", (run_id,)
@@ -1003,6 +1009,7 @@ class SQLiteStore(Store):
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return a run."""
+        validate_id(run_id, "run_id")
         with self._read() as conn:
             row = conn.execute("SELECT data FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else RunRecord.model_validate_json(row[0])
@@ -1052,6 +1059,7 @@ class SQLiteStore(Store):
 
     def get_task_states(self, run_id: str) -> list[TaskState]:
         """Task states of a run."""
+        validate_id(run_id, "run_id")
         with self._read() as conn:
             rows = conn.execute(
                 "SELECT data FROM task_states WHERE run_id = ? ORDER BY task_id", (run_id,)
@@ -1076,6 +1084,7 @@ class SQLiteStore(Store):
 
     def get_handoff(self, handoff_id: str) -> HandoffRecord | None:
         """Return a handoff."""
+        validate_id(handoff_id, "handoff_id")
         with self._read() as conn:
             row = conn.execute(
                 "SELECT data FROM handoffs WHERE handoff_id = ?", (handoff_id,)
@@ -1101,6 +1110,7 @@ class SQLiteStore(Store):
 
     def get_handoff_context(self, handoff_id: str) -> dict[str, Any] | None:
         """Return the context of a handoff."""
+        validate_id(handoff_id, "handoff_id")
         with self._read() as conn:
             row = conn.execute(
                 "SELECT context FROM handoffs WHERE handoff_id = ?", (handoff_id,)
