@@ -89,8 +89,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
-import json
 import os
 import sqlite3
 import statistics
@@ -105,12 +103,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from benchmarks.servers import (
-    postgres_bin_dir,
-    redis_server_path,
-    running_postgres,
-    running_redis,
-)
+from benchmarks.engine import emit
+from benchmarks.servers import running_postgres, running_redis, unavailable
 from devcrew_core.allocator import ResourceAllocator
 from devcrew_core.config import load_settings
 from devcrew_core.models import ResourceLimits
@@ -679,25 +673,6 @@ def run_case(store: str, clients: int, variant: str, servers: Servers,
     return cases
 
 
-def emit(case: dict[str, Any]) -> dict[str, Any]:
-    """Print one JSON line."""
-    print(json.dumps(case), flush=True)
-    return case
-
-
-def unavailable(store: str) -> str | None:
-    """Why ``store`` cannot be measured here, or None when it can."""
-    if store == "redis":
-        if redis_server_path() is None:
-            return "redis-server is not installed (apt-get install redis-server)"
-        if importlib.util.find_spec("redis") is None:
-            return "redis-py is not installed (pip install 'devcrew[redis]')"
-    if store == "postgres":
-        if postgres_bin_dir() is None:
-            return "PostgreSQL is not installed (apt-get install postgresql)"
-        if importlib.util.find_spec("psycopg2") is None:
-            return "psycopg2 is not installed (pip install 'devcrew[postgres]')"
-    return None
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

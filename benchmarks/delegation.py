@@ -65,8 +65,6 @@ free loopback port; without it the redis cases are skipped with the reason print
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import random
 import statistics
 import sys
@@ -79,8 +77,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.engine import sqlite_floor
-from benchmarks.servers import redis_server_path, running_redis
+from benchmarks.engine import emit, sqlite_floor
+from benchmarks.servers import running_redis, unavailable
 from devcrew_core.config import load_settings
 from devcrew_core.delegation import DelegationManager
 from devcrew_core.models import TaskRequest
@@ -309,11 +307,6 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-def emit(case: dict[str, Any]) -> dict[str, Any]:
-    """Print one JSON line."""
-    print(json.dumps(case), flush=True)
-    return case
-
 
 def store_url(store: str, directory: Path, redis_url: str | None, agents: int) -> str:
     """A fresh, empty store of kind ``store``."""
@@ -389,14 +382,6 @@ def run_case(store: str, agents: int, directory: Path, redis_url: str | None,
     return cases
 
 
-def redis_unavailable() -> str | None:
-    """Why the redis cases cannot run here, or None when they can."""
-    if redis_server_path() is None:
-        return "redis-server is not installed (apt-get install redis-server)"
-    if importlib.util.find_spec("redis") is None:
-        return "redis-py is not installed (pip install 'devcrew[redis]')"
-    return None
-
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """``--quick`` and ``--stores``."""
@@ -423,7 +408,7 @@ def main(argv: Sequence[str] | None = None,
             tempfile.TemporaryDirectory(prefix="devcrew-bench-")))
         redis_url = None
         if "redis" in chosen:
-            reason = redis_unavailable()
+            reason = unavailable("redis")
             if reason is not None:
                 print(f"delegation benchmark: skipping redis: {reason}", file=sys.stderr)
                 cases.append(emit({"case": "delegation-cycle", "store": "redis",

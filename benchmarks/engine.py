@@ -111,6 +111,7 @@ def time_workflow(engine: Engine, workflow: Workflow) -> float:
 
 
 def emit(case: dict[str, Any]) -> dict[str, Any]:
+    """Print one JSON line (every benchmark's output format) and return the case."""
     print(json.dumps(case), flush=True)
     return case
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import shutil
 import signal
@@ -237,3 +238,19 @@ def _stop_postgres(proc: subprocess.Popen[bytes], data: Path) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+def unavailable(store: str) -> str | None:
+    """Why the benchmarks cannot measure ``store`` here (its server or client library is
+    missing), or None when they can; stores that need no server always can."""
+    if store == "redis":
+        if redis_server_path() is None:
+            return "redis-server is not installed (apt-get install redis-server)"
+        if importlib.util.find_spec("redis") is None:
+            return "redis-py is not installed (pip install 'devcrew[redis]')"
+    if store == "postgres":
+        if postgres_bin_dir() is None:
+            return "PostgreSQL is not installed (apt-get install postgresql)"
+        if importlib.util.find_spec("psycopg2") is None:
+            return "psycopg2 is not installed (pip install 'devcrew[postgres]')"
+    return None
