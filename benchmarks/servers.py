@@ -212,7 +212,7 @@ def running_postgres(bin_dir: Path | None = None) -> Iterator[str]:
                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             if _wait_for_postgres(proc, binaries, port):
                 break
-            _stop_postgres(proc, data)
+            stop_postgres(proc, data)
             proc = None
         else:
             raise RuntimeError("PostgreSQL did not start: "
@@ -220,11 +220,11 @@ def running_postgres(bin_dir: Path | None = None) -> Iterator[str]:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         if proc is not None:
-            _stop_postgres(proc, data)
+            stop_postgres(proc, data)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _stop_postgres(proc: subprocess.Popen[bytes], data: Path) -> None:
+def stop_postgres(proc: subprocess.Popen[bytes], data: Path) -> None:
     """Fast shutdown (SIGINT to the postmaster: clients are disconnected); if it does
     not go within 20 s, kill the process group this module started it in."""
     if proc.poll() is None:

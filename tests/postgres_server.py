@@ -15,11 +15,9 @@ store's tables to it, so no test sees another's rows.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -33,7 +31,7 @@ from urllib.parse import quote
 
 import pytest
 
-from benchmarks.servers import postgres_bin_dir
+from benchmarks.servers import postgres_bin_dir, stop_postgres
 
 ROLE = "devcrew"
 DATABASE = "devcrew"
@@ -173,28 +171,12 @@ class _Cluster:
                 time.sleep(0.05)
         return False
 
-    def _postmaster_pid(self) -> int | None:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            return int((self.data / "postmaster.pid").read_text().splitlines()[0])
-        return None
-
     def stop(self) -> None:
         """Fast shutdown (SIGINT to the postmaster: clients are disconnected), then make
         sure nothing is left. Safe to call twice."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        # Only while our server runs: a postmaster.pid left behind could name anyone.
-        pid = self._postmaster_pid() if proc.poll() is None else None
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        if proc is not None:
+            stop_postgres(proc, self.data)
 
     def remove(self) -> None:
         """Stop the server and delete its directory."""
