@@ -36,6 +36,7 @@ from devcrew_core.stores.base import (
     ceiling,
 )
 from devcrew_core.stores.filters import where_clause
+from devcrew_core.stores.granted import GrantedAllocations, holding_slot, trusted_allocation
 from devcrew_core.stores.records import (
     AgentRecord,
     Allocation,
@@ -144,9 +145,6 @@ _EXACT_TOTALS = (
     "WHERE t.agent_id = ?1 AND t.task_id = ''"
 )
 
-#: Bound of ``SQLiteStore._granted`` (cleared when full: an entry only saves a read).
-_GRANTED_MAX = 4096
-
 #: Write an allocation into the row of a task that holds its slot (the general path
 #: never inserts a row with an allocation: see _ALLOCATE).
 _WRITE_ALLOCATION = (
@@ -157,42 +155,17 @@ _WRITE_ALLOCATION = (
 
 _PRIORITIES = {int(p): p for p in Priority}
 _ALLOCATION_FIELDS = tuple(Allocation.model_fields)
-_new_object = object.__new__
-_set_attribute = object.__setattr__
-
-
-def _trusted(values: dict[str, Any], fields_set: set[str]) -> Allocation:
-    """An :class:`Allocation` of ``values`` without validation: what
-    ``model_construct`` does, without its per-field default and alias handling.
-
-    Only for values that came from this store's rows (written from validated models) or
-    from a validated allocation: validating them again cost ~2 us per record on the
-    allocation hot path, ``model_copy`` ~1.5 us and ``model_construct`` more than
-    validation. ``values`` must hold every field, in declaration order (a test compares
-    the result with a validated model)."""
-    model: Allocation = _new_object(Allocation)
-    _set_attribute(model, "__dict__", values)
-    _set_attribute(model, "__pydantic_fields_set__", fields_set)
-    _set_attribute(model, "__pydantic_extra__", None)
-    _set_attribute(model, "__pydantic_private__", None)
-    return model
 
 
 def _allocation_from(agent_id: str, task_id: str, row: Sequence[Any]) -> Allocation:
     """The allocation stored in a task row (``row``: :data:`_ALLOCATION_COLUMNS`)."""
     created_at, cpu, memory, disk, network, priority, preemptable, reservation_id, holds = row
-    return _trusted({"cpu_cores": cpu, "memory_mb": memory, "disk_mb": disk,
-                     "network_mbps": network, "agent_id": agent_id, "task_id": task_id,
-                     "priority": _PRIORITIES[priority], "preemptable": bool(preemptable),
-                     "reservation_id": reservation_id, "created_at": created_at,
-                     "holds_slot": bool(holds)}, set(_ALLOCATION_FIELDS))
-
-
-def _holding_slot(allocation: Allocation, holds_slot: bool) -> Allocation:
-    """A copy of ``allocation`` (validated already) with ``holds_slot`` set."""
-    values = allocation.__dict__.copy()
-    values["holds_slot"] = holds_slot
-    return _trusted(values, allocation.__pydantic_fields_set__ | {"holds_slot"})
+    return trusted_allocation({"cpu_cores": cpu, "memory_mb": memory, "disk_mb": disk,
+                               "network_mbps": network, "agent_id": agent_id,
+                               "task_id": task_id, "priority": _PRIORITIES[priority],
+                               "preemptable": bool(preemptable),
+                               "reservation_id": reservation_id, "created_at": created_at,
+                               "holds_slot": bool(holds)}, set(_ALLOCATION_FIELDS))
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -226,7 +199,7 @@ class SQLiteStore(Store):
         # Allocations granted by allocate()'s common case, by (agent, task), for
         # release_allocation (see _RELEASE_GRANTED). Shared by the threads: single dict
         # operations are atomic; a stale or missing entry only costs the slower statement.
-        self._granted: dict[tuple[str, str], Allocation] = {}
+        self._granted = GrantedAllocations()
         self._all_connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         try:
@@ -693,10 +666,8 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite {self.path}: {exc}") from exc
         if taken:
-            stored = _holding_slot(allocation, True)
-            if len(self._granted) >= _GRANTED_MAX:
-                self._granted.clear()
-            self._granted[allocation.agent_id, allocation.task_id] = stored
+            stored = holding_slot(allocation, True)
+            self._granted.remember(stored)
             return stored
         # Nothing was written: the task holds something there already, or the agent has
         # reservations, is full, or unknown. Decide with everything read.
@@ -773,7 +744,7 @@ class SQLiteStore(Store):
             conn.execute("INSERT INTO holdings (agent_id, task_id, slot_at) VALUES (?, ?, ?) "
                          "ON CONFLICT (agent_id, task_id) DO UPDATE "
                          "SET slot_at = excluded.slot_at", (agent_id, task_id, time.time()))
-        stored = _holding_slot(allocation, not has_slot)
+        stored = holding_slot(allocation, not has_slot)
         conn.execute(_WRITE_ALLOCATION, (
             stored.created_at, stored.cpu_cores, stored.memory_mb, stored.disk_mb,
             stored.network_mbps, int(stored.priority), int(stored.preemptable),
@@ -785,7 +756,7 @@ class SQLiteStore(Store):
         """Remove an allocation (and free the slot it holds) atomically: one statement
         in the common cases (``_RELEASE_GRANTED``, ``_RELEASE``), else one write
         transaction. An allocation this store granted comes back as the same object."""
-        granted = self._granted.pop((agent_id, task_id), None)
+        granted = self._granted.take(agent_id, task_id)
         try:
             cursor = self._cursor
             if granted is not None and cursor.execute(_RELEASE_GRANTED, (

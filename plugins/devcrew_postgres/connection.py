@@ -276,7 +276,8 @@ def _reset(conn: Any) -> bool:
     unusable."""
     if conn.closed:
         return False
-    status = conn.info.transaction_status
+    # get_transaction_status(): conn.info builds an object at every access.
+    status = conn.get_transaction_status()
     if status == psycopg2.extensions.TRANSACTION_STATUS_IDLE:
         return True
     if status == psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN:

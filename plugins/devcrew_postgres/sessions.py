@@ -117,6 +117,34 @@ class Sessions:
             return cursor
         return None
 
+    def in_batch(self) -> bool:
+        """Whether the current thread's calls run inside a batch's transaction."""
+        return self._batch_cursor() is not None
+
+    def fast(self, statement: Prepared, arguments: str, fallback: frozenset[str]) -> int:
+        """Run ``EXECUTE statement (arguments)`` on a pooled connection, as a transaction
+        of its own (never inside a batch: see :meth:`in_batch`), preparing it first on a
+        connection that has not. ``arguments`` are literals the caller wrote and
+        checked (see ``devcrew_postgres.fastpaths``). Returns the statement's row
+        count, or -1 when the server refused it with a SQLSTATE in ``fallback`` (it
+        changed nothing)."""
+        pool = self._pool
+        conn = pool.acquire()
+        try:
+            cursor = conn.calls
+            if statement.name not in conn.prepared:
+                cursor.execute(statement.prepare)
+                conn.prepared.add(statement.name)
+            cursor.execute(f"EXECUTE {statement.name} ({arguments})")
+            count: int = cursor.rowcount
+            return count
+        except psycopg2.Error as exc:
+            if exc.pgcode in fallback:
+                return -1
+            raise pool.query_error(exc) from None
+        finally:
+            pool.release(conn)
+
     def run(self, work: Callable[[Transaction], T]) -> T:
         """Run one store call: ``work`` gets a :class:`Transaction`; PostgreSQL errors
         become :class:`StoreError`."""

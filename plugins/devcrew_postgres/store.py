@@ -32,6 +32,7 @@ from devcrew_core.stores.base import (
     apply_changes,
 )
 from devcrew_core.stores.filters import where_clause
+from devcrew_core.stores.granted import GrantedAllocations, holding_slot, trusted_allocation
 from devcrew_core.stores.records import (
     AgentRecord,
     Allocation,
@@ -48,6 +49,13 @@ from devcrew_core.stores.records import (
     WorkflowDefinition,
 )
 from devcrew_postgres.connection import ConnectionPool
+from devcrew_postgres.fastpaths import (
+    FALLBACK_STATES,
+    FAST_ALLOCATE,
+    FAST_RELEASE,
+    allocate_arguments,
+    release_arguments,
+)
 from devcrew_postgres.migrations import migrate
 from devcrew_postgres.sessions import Prepared, Row, Sessions, Transaction
 
@@ -93,12 +101,6 @@ _LOCK_AND_READ_AGENT = (
     f"{_LOCK_TOTALS}; "  # noqa: S608
     f"SELECT 1 FROM agents WHERE agent_id = %s FOR UPDATE; {_READ_AGENT}"
 )
-_ALLOCATE_FAST = Prepared(
-    "devcrew_allocate_fast3",
-    ("text", "text", "float8", "numeric", "numeric", "numeric", "numeric", "float8",
-     "integer", "boolean"),
-    "SELECT devcrew_allocate_fast($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-)
 _ALLOCATE = Prepared(
     "devcrew_allocate3",
     ("text", "text", "text", "text[]", "float8", "numeric", "numeric", "numeric", "numeric",
@@ -106,8 +108,8 @@ _ALLOCATE = Prepared(
     "SELECT * FROM devcrew_allocate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
 )
 _RELEASE_ALLOCATION = Prepared(
-    "devcrew_release_allocation3", ("text", "text", "boolean"),
-    "SELECT * FROM devcrew_release_allocation($1, $2, $3)",
+    "devcrew_release_allocation4", ("text", "text"),
+    "SELECT * FROM devcrew_release_allocation($1, $2)",
 )
 #: An allocation's fields as columns of `holdings`, in the order of _allocation's row.
 _ALLOCATION_COLUMNS = (
@@ -127,6 +129,10 @@ _PUBLISH_EVENTS = (
     "INSERT INTO events (kind, created_at, data) "
     "SELECT * FROM unnest(%s::text[], %s::float8[], %s::jsonb[]) RETURNING seq"
 )
+
+
+_PRIORITIES = {int(p): p for p in Priority}
+_ALLOCATION_FIELDS = tuple(Allocation.model_fields)
 
 
 def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
@@ -154,10 +160,11 @@ def _allocation(row: Sequence[Any], agent_id: str, task_id: str) -> Allocation:
     values were validated when they were stored, so the model is built without
     re-validating them."""
     holds, created, cpu, memory, disk, network, priority, preemptable, reservation = row[:9]
-    return Allocation.model_construct(
-        agent_id=agent_id, task_id=task_id, cpu_cores=cpu, memory_mb=memory, disk_mb=disk,
-        network_mbps=network, priority=Priority(priority), preemptable=preemptable,
-        reservation_id=reservation, created_at=created, holds_slot=holds)
+    return trusted_allocation({
+        "cpu_cores": cpu, "memory_mb": memory, "disk_mb": disk, "network_mbps": network,
+        "agent_id": agent_id, "task_id": task_id, "priority": _PRIORITIES[priority],
+        "preemptable": preemptable, "reservation_id": reservation, "created_at": created,
+        "holds_slot": holds}, set(_ALLOCATION_FIELDS))
 
 
 def _agent(data: str, load: int, tasks: list[str] | None = None) -> AgentRecord:
@@ -186,6 +193,7 @@ class PostgresStore(Store):
         self._pool = ConnectionPool(url, settings)
         self.url = self._pool.masked_url
         self._sessions = Sessions(self._pool)
+        self._granted = GrantedAllocations()
         try:
             with self._pool.connection() as conn:
                 migrate(conn, self.url)
@@ -394,47 +402,50 @@ class PostgresStore(Store):
     # -- resources -----------------------------------------------------------------------
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
         """Check capacity and the slot, take both and record the allocation in one
-        statement."""
+        statement: the fast one in the common case (``fastpaths.FAST_ALLOCATE``), else
+        the general function."""
+        agent_id, task_id = allocation.agent_id, allocation.task_id
+        validate_id(agent_id, "agent_id")
+        validate_id(task_id, "task_id")
+        sessions = self._sessions
+        if allocation.reservation_id is None and not sessions.in_batch():
+            arguments = allocate_arguments(allocation, now)
+            if arguments is not None and sessions.fast(
+                    FAST_ALLOCATE, arguments, FALLBACK_STATES) == 1:
+                stored = holding_slot(allocation, True)
+                self._granted.remember(stored)
+                return stored
+        # Nothing was written: the task has a row here, or the agent has reservations,
+        # is full, or is unknown. The general function decides with the agent locked.
         return self._allocate(allocation, (), now)
 
     def preempt_and_allocate(self, allocation: Allocation, victims: Sequence[str],
                              now: float) -> Allocation | None:
         """Remove the victims' allocations and allocate in one statement, all or nothing."""
+        validate_id(allocation.agent_id, "agent_id")
+        validate_id(allocation.task_id, "task_id")
         for victim in victims:
             validate_id(victim, "task_id")
         return self._allocate(allocation, sorted(set(victims)), now)
 
     def _allocate(self, allocation: Allocation, victims: Sequence[str],
                   now: float) -> Allocation | None:
-        validate_id(allocation.agent_id, "agent_id")
-        validate_id(allocation.task_id, "task_id")
+        """The general path: ``devcrew_allocate``, with the agent locked."""
         if allocation.reservation_id is not None:
             validate_id(allocation.reservation_id, "reservation_id")
         agent_id, task_id = allocation.agent_id, allocation.task_id
-        fast = allocation.reservation_id is None and not victims
-
-        def work(tx: Transaction) -> list[Row]:
-            if fast and not tx.batched:
-                # One statement and transaction in the common case; a 'general' answer
-                # changed nothing, and the general function runs in a transaction of its
-                # own (never inside the fast path's, see sql/003_holdings.sql on locks).
-                rows = tx.call(_ALLOCATE_FAST, (
-                    agent_id, task_id, now, allocation.cpu_cores, allocation.memory_mb,
-                    allocation.disk_mb, allocation.network_mbps, allocation.created_at,
-                    int(allocation.priority), allocation.preemptable))
-                if rows[0][0] == "allocated":
-                    return [("allocated", True)]
-            return tx.call(_ALLOCATE, (
-                agent_id, task_id, allocation.reservation_id, list(victims), now,
-                allocation.cpu_cores, allocation.memory_mb, allocation.disk_mb,
-                allocation.network_mbps, allocation.created_at, int(allocation.priority),
-                allocation.preemptable))
-
-        rows = self._sessions.run(work)
+        rows = self._sessions.run(lambda tx: tx.call(_ALLOCATE, (
+            agent_id, task_id, allocation.reservation_id, list(victims), now,
+            allocation.cpu_cores, allocation.memory_mb, allocation.disk_mb,
+            allocation.network_mbps, allocation.created_at, int(allocation.priority),
+            allocation.preemptable)))
         status = rows[0][0]
         if status == "allocated":
             # What was stored: the caller's allocation, with whether it took the slot.
-            return allocation.model_copy(update={"holds_slot": bool(rows[0][1])})
+            stored = holding_slot(allocation, bool(rows[0][1]))
+            if stored.holds_slot and stored.reservation_id is None:
+                self._granted.remember(stored)  # the fast release can free it
+            return stored
         if status == "existing":
             return _allocation(rows[0][1:], agent_id, task_id)
         if status == "missing":
@@ -442,11 +453,19 @@ class PostgresStore(Store):
         return None
 
     def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
-        """Remove an allocation, freeing the slot it holds, in one statement."""
+        """Remove an allocation, freeing the slot it holds, in one statement: the fast
+        one for an allocation this store granted (``fastpaths.FAST_RELEASE``; the same
+        object comes back), else the general function."""
         validate_id(agent_id, "agent_id")
         validate_id(task_id, "task_id")
-        rows = self._sessions.run(lambda tx: tx.call(
-            _RELEASE_ALLOCATION, (agent_id, task_id, tx.batched)))
+        granted = self._granted.take(agent_id, task_id)
+        sessions = self._sessions
+        if granted is not None and not sessions.in_batch():
+            arguments = release_arguments(granted)
+            if arguments is not None and sessions.fast(
+                    FAST_RELEASE, arguments, FALLBACK_STATES) == 1:
+                return granted
+        rows = sessions.run(lambda tx: tx.call(_RELEASE_ALLOCATION, (agent_id, task_id)))
         if rows[0][1] is None:
             return None
         return _allocation(rows[0], agent_id, task_id)

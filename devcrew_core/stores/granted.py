@@ -1,0 +1,65 @@
+"""Allocations on the stores' hot path: built without re-validation, and remembered
+from allocate to release.
+
+A store that granted an allocation through its one-statement fast path keeps the object
+it returned (:class:`GrantedAllocations`); its release then deletes the task's row only
+if the row still holds exactly those fields, and returns the same object without reading
+the row back. Values that came from a validated model or from the store's own rows are
+turned into an :class:`Allocation` by :func:`trusted_allocation`, without validating them
+again (validation cost ~2 us per record on that path, ``model_copy`` ~1.5 us and, in
+pydantic 2.14, ``model_construct`` more than validation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devcrew_core.stores.records import Allocation
+
+#: Bound of a store's granted allocations (cleared when full: an entry only saves a read).
+GRANTED_MAX = 4096
+
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def trusted_allocation(values: dict[str, Any], fields_set: set[str]) -> Allocation:
+    """An :class:`Allocation` of ``values`` without validation: what ``model_construct``
+    does, without its per-field default and alias handling.
+
+    Only for values of a validated allocation or of a store's rows (written from
+    validated models). ``values`` must hold every field, in declaration order (the
+    stores' tests compare the result with a validated model)."""
+    model: Allocation = _new_object(Allocation)
+    _set_attribute(model, "__dict__", values)
+    _set_attribute(model, "__pydantic_fields_set__", fields_set)
+    _set_attribute(model, "__pydantic_extra__", None)
+    _set_attribute(model, "__pydantic_private__", None)
+    return model
+
+
+def holding_slot(allocation: Allocation, holds_slot: bool) -> Allocation:
+    """A copy of ``allocation`` (validated already) with ``holds_slot`` set."""
+    values = allocation.__dict__.copy()
+    values["holds_slot"] = holds_slot
+    return trusted_allocation(values, allocation.__pydantic_fields_set__ | {"holds_slot"})
+
+
+class GrantedAllocations:
+    """The allocations a store granted through its fast path, by (agent, task), until
+    their release. Safe across threads (single dict operations, under the GIL); an entry
+    is a hint only, checked against the stored row before it is trusted, so a stale one
+    (released elsewhere, another process) costs a fallback, never a wrong answer."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], Allocation] = {}
+
+    def remember(self, allocation: Allocation) -> None:
+        """Keep ``allocation`` for its release."""
+        if len(self._by_key) >= GRANTED_MAX:
+            self._by_key.clear()
+        self._by_key[allocation.agent_id, allocation.task_id] = allocation
+
+    def take(self, agent_id: str, task_id: str) -> Allocation | None:
+        """The allocation granted for (agent, task), forgotten; None if there is none."""
+        return self._by_key.pop((agent_id, task_id), None)
