@@ -20,7 +20,13 @@ import psycopg2
 import pytest
 
 from devcrew_core.config import load_settings
-from devcrew_core.errors import ConfigError, DefinitionError, StoreError, UsageError
+from devcrew_core.errors import (
+    ConfigError,
+    DefinitionError,
+    NotFoundError,
+    StoreError,
+    UsageError,
+)
 from devcrew_core.models import ResourceLimits
 from devcrew_core.stores import open_store
 from devcrew_core.stores.records import (
@@ -600,10 +606,10 @@ def test_totals_equal_the_sums_after_random_operations(
 
 def test_fast_paths_racing_general_calls_on_shared_tasks_keep_the_totals(
         store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
-    """Allocate and release (the fast paths: task row first, totals row last) racing the
-    calls that lock the agent first (preemption, slots, reservations, put_agent) on the
-    same tasks: no error (a deadlock would be retried, so the server's deadlock count
-    was checked by hand: 0), and the totals equal the rows' sums."""
+    """Allocate and release (the fast statements, which lock the totals row first since
+    schema 4) racing the calls that lock the agent first (preemption, slots,
+    reservations, put_agent) on the same tasks: no error, and the totals equal the
+    rows' sums."""
     store.put_agent(_limited("hot", 4, 3.0))
 
     def work(worker: int) -> None:
@@ -634,3 +640,75 @@ def test_fast_paths_racing_general_calls_on_shared_tasks_keep_the_totals(
     _assert_totals_equal_sums(postgres_server, schema)
     record = store.get_agent("hot")
     assert record is not None and record.current_load == len(record.running_tasks)
+
+
+# -- schema 4: the fast statements --------------------------------------------------------
+def test_fast_statements_leave_every_other_case_to_the_general_functions(
+        store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
+    store.put_agent(_limited("a1", 5, 0.3))
+    now = 1000.0
+    # 0.1 + 0.2 > 0.3 in floats: the amounts are numeric on the server, exact.
+    granted = {task: store.allocate(Allocation(agent_id="a1", task_id=task, cpu_cores=cpu),
+                                    now)
+               for task, cpu in (("t1", 0.1), ("t2", 0.2))}
+    assert all(g is not None and g.holds_slot for g in granted.values())
+    assert store.allocate(Allocation(agent_id="a1", task_id="t3", cpu_cores=1e-6),
+                          now) is None, "full: refused by the general function too"
+    again = store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=0.2), now)
+    assert again is not None and again.cpu_cores == 0.1, "existing allocation unchanged"
+    # The granted object, changed by its holder: the fast release does not match the
+    # row, changes nothing, and the general one returns what was stored.
+    first = granted["t1"]
+    assert first is not None
+    first.cpu_cores = 0.05
+    gone = store.release_allocation("a1", "t1")
+    assert gone is not None and gone.cpu_cores == 0.1 and gone is not first
+    assert store.release_allocation("a1", "t1") is None
+    _assert_totals_equal_sums(postgres_server, schema)
+    # Unchanged, the granted object comes back itself.
+    fresh = store.allocate(Allocation(agent_id="a1", task_id="t6", cpu_cores=0.05), now)
+    assert fresh is not None
+    assert store.release_allocation("a1", "t6") is fresh
+    # A task that holds its slot: the fast INSERT fails (unique_violation), nothing of
+    # it is kept, and the general function allocates onto the held slot.
+    assert store.acquire_slot("a1", "t7").acquired
+    held = store.allocate(Allocation(agent_id="a1", task_id="t7", cpu_cores=0.05), now)
+    assert held is not None and held.holds_slot is False
+    assert store.release_allocation("a1", "t7") is not None
+    record = store.get_agent("a1")
+    assert record is not None and record.running_tasks == ["t2", "t7"]
+    _assert_totals_equal_sums(postgres_server, schema)
+    # Released by another store (another process): this store's granted object is
+    # stale, its fast release matches no row, and the answer is None.
+    stale = store.allocate(Allocation(agent_id="a1", task_id="t8", cpu_cores=0.05), now)
+    assert stale is not None
+    with PostgresStore(postgres_server.url(schema=schema)) as other:
+        assert other.release_allocation("a1", "t8") == stale
+    assert store.release_allocation("a1", "t8") is None
+    _assert_totals_equal_sums(postgres_server, schema)
+    # A live reservation sends allocations to the general function, which counts it.
+    assert store.reserve(Reservation(reservation_id="r1", agent_id="a1", cpu_cores=0.1,
+                                     expires_at=now + 10), now)
+    assert store.allocate(Allocation(agent_id="a1", task_id="t4", cpu_cores=0.1),
+                          now) is None, "the live reservation holds the rest"
+    assert store.allocate(Allocation(agent_id="a1", task_id="t4", cpu_cores=0.1),
+                          now + 11) is not None, "expired: its capacity is free again"
+    # Unknown agent: nothing stored, NotFoundError from the general function.
+    with pytest.raises(NotFoundError):
+        store.allocate(Allocation(agent_id="nobody", task_id="t1"), now)
+    assert store.list_allocations("nobody") == []
+    _assert_totals_equal_sums(postgres_server, schema)
+
+
+def test_infinite_amounts_take_the_general_functions(
+        store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
+    store.put_agent(agent("free", max_tasks=3))  # no resource limits
+    now = 5.0
+    endless = store.allocate(Allocation(agent_id="free", task_id="big",
+                                        cpu_cores=float("inf")), now)
+    assert endless is not None and endless.cpu_cores == float("inf")
+    small = store.allocate(Allocation(agent_id="free", task_id="small", cpu_cores=1.0), now)
+    assert small is not None
+    assert store.release_allocation("free", "big") is not None
+    assert store.release_allocation("free", "small") is small
+    _assert_totals_equal_sums(postgres_server, schema)

@@ -1,0 +1,60 @@
+"""The literal arguments of the PostgreSQL fast statements (no server needed): only
+finite floats, integers, booleans and checked IDs are ever written into a statement."""
+
+from __future__ import annotations
+
+import pytest
+
+from devcrew_core.models.resources import Priority
+from devcrew_core.stores.records import Allocation
+from devcrew_postgres.fastpaths import allocate_arguments, release_arguments
+
+
+def _allocation(**changes: object) -> Allocation:
+    allocation = Allocation(agent_id="a-1", task_id="t.1", cpu_cores=1.5, memory_mb=1e-05,
+                            disk_mb=0.0, network_mbps=2.0, priority=Priority.HIGH,
+                            preemptable=False, created_at=1700000000.25, holds_slot=True)
+    # Unvalidated values, as ``model_construct`` (or a store trusting its rows) leaves
+    # them: assignment would validate them.
+    allocation.__dict__.update(changes)
+    return allocation
+
+
+def test_arguments_are_the_fields_as_sql_literals() -> None:
+    assert allocate_arguments(_allocation(), 12.5) == (
+        "'a-1', 't.1', 12.5, 1.5, 1e-05, 0.0, 2.0, 1700000000.25, 3, false")
+    assert release_arguments(_allocation()) == (
+        "'a-1', 't.1', 1700000000.25, 1.5, 1e-05, 0.0, 2.0, 3, false")
+
+
+class _Float(float):
+    def __repr__(self) -> str:
+        return "1); DROP TABLE holdings; --"
+
+
+@pytest.mark.parametrize("changes", [
+    {"cpu_cores": float("inf")},
+    {"memory_mb": float("nan")},
+    {"created_at": float("-inf")},
+    {"disk_mb": 3},                      # an int, never validated
+    {"network_mbps": "1); DROP TABLE holdings; --"},
+    {"cpu_cores": _Float(1.0)},          # a float subclass with its own repr
+    {"reservation_id": "r1"},            # a reservation to redeem
+])
+def test_anything_else_is_left_to_the_general_function(changes: dict[str, object]) -> None:
+    assert allocate_arguments(_allocation(**changes), 1.0) is None
+    assert release_arguments(_allocation(**changes)) is None
+
+
+def test_not_for_the_fast_path_when_now_is_not_finite_or_no_slot_was_taken() -> None:
+    assert allocate_arguments(_allocation(), float("inf")) is None
+    assert release_arguments(_allocation(holds_slot=False)) is None
+
+
+@pytest.mark.parametrize("field", ["agent_id", "task_id"])
+def test_an_id_outside_the_alphabet_is_never_written(field: str) -> None:
+    bad = _allocation(**{field: "x'; DROP TABLE holdings; --"})
+    with pytest.raises(ValueError, match="not an ID"):
+        allocate_arguments(bad, 1.0)
+    with pytest.raises(ValueError, match="not an ID"):
+        release_arguments(bad)
