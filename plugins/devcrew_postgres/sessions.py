@@ -55,6 +55,13 @@ class Prepared:
         self.prepare = f"PREPARE {name} ({', '.join(types)}) AS {body}"
         self.execute = f"EXECUTE {name} ({', '.join(['%s'] * len(types))})"
 
+    def prepare_on(self, cursor: Any) -> None:
+        """Prepare the statement on the cursor's connection unless it has been."""
+        prepared: set[str] = cursor.connection.prepared
+        if self.name not in prepared:
+            cursor.execute(self.prepare)
+            prepared.add(self.name)
+
 
 class Transaction:
     """The statements of one store call. Outside a batch, ``begin=True`` on the first
@@ -81,19 +88,10 @@ class Transaction:
         rows: list[Row] = self._cursor.fetchall()
         return rows
 
-    @property
-    def batched(self) -> bool:
-        """Whether the call runs inside a batch's transaction (then only the general
-        allocation functions may run: see sql/003_holdings.sql on locks)."""
-        return not self._own
-
     def call(self, statement: Prepared, params: Sequence[Any]) -> list[Row]:
         """Run a prepared statement (preparing it first on a connection that has not),
         as one statement of its own: no ``begin``/``commit`` handling."""
-        prepared: set[str] = self._cursor.connection.prepared
-        if statement.name not in prepared:
-            self._cursor.execute(statement.prepare)
-            prepared.add(statement.name)
+        statement.prepare_on(self._cursor)
         return self.query(statement.execute, params)
 
     def finish(self) -> None:
@@ -132,9 +130,7 @@ class Sessions:
         conn = pool.acquire()
         try:
             cursor = conn.calls
-            if statement.name not in conn.prepared:
-                cursor.execute(statement.prepare)
-                conn.prepared.add(statement.name)
+            statement.prepare_on(cursor)
             cursor.execute(f"EXECUTE {statement.name} ({arguments})")
             count: int = cursor.rowcount
             return count

@@ -2,13 +2,14 @@
 
 Every invariant is one transaction on the server: the slot, allocation and reservation
 checks are PL/pgSQL functions (``sql/NNN_*.sql``), each one statement and one round
-trip. A task's slot and allocation are one row of ``holdings``, an agent's totals one
-narrow row of ``agent_totals``: allocate and release change the task's row, then the
-totals row, and never the wide ``agents`` row (the locking is described in
-``sql/003_holdings.sql``). Read-modify-write updates lock the row with
-``SELECT ... FOR UPDATE``. Only parameterised statements reach the server, and
-identifiers are validated before they do.
-"""
+trip, and the common allocate and release are one plain prepared statement each
+(``fastpaths.py``). A task's slot and allocation are one row of ``holdings``, an
+agent's totals one narrow row of ``agent_totals``: allocate and release change the
+totals row, then the task's row, and never the wide ``agents`` row (the locking is
+described in ``sql/003_holdings.sql`` and ``sql/004_plain_fast_paths.sql``).
+Read-modify-write updates lock the row with ``SELECT ... FOR UPDATE``. Statements are
+parameterised, except the fast statements' literal arguments (checked IDs and finite
+numbers only), and identifiers are validated before they reach the server."""
 
 from __future__ import annotations
 
