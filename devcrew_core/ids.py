@@ -34,3 +34,9 @@ def validate_id(value: object, field: str = "id") -> str:
     if not isinstance(value, str) or ID_PATTERN.fullmatch(value) is None:
         raise DefinitionError(f"{field}: {invalid_id_message(value)}")
     return value
+
+
+def validate_optional_id(value: object, field: str = "id") -> str | None:
+    """``value`` checked by :func:`validate_id`, or None for no value (a listing's
+    filter left out)."""
+    return None if value is None else validate_id(value, field)

@@ -601,3 +601,20 @@ def test_a_lookup_with_an_invalid_id_is_an_error_on_every_backend(
     write with it, before anything reaches a key or a query."""
     with pytest.raises(DefinitionError, match="invalid ID"):
         getattr(store, lookup)(bad_id)
+
+
+#: Listings filtered by an ID, and the filter's name.
+ID_FILTERS = (("list_delegations", "agent_id"), ("list_waits", "agent_id"),
+              ("list_allocations", "agent_id"), ("list_reservations", "agent_id"),
+              ("list_runs", "workflow_id"), ("list_handoffs", "workflow_id"),
+              ("list_audit", "workflow_id"))
+
+
+@pytest.mark.parametrize(("listing", "field"), ID_FILTERS)
+@pytest.mark.parametrize("bad_id", ["a:b", "*", "[x]", "", "..", "x" * 129])
+def test_a_listing_filtered_by_an_invalid_id_is_an_error_on_every_backend(
+        store: Store, listing: str, field: str, bad_id: str) -> None:
+    """Not an empty list, which would hide a malformed ID (and on Redis ``*`` would be a
+    key pattern): the same error as a lookup with it."""
+    with pytest.raises(DefinitionError, match="invalid ID"):
+        getattr(store, listing)(**{field: bad_id})

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from devcrew_core.errors import NotFoundError, StoreError
-from devcrew_core.ids import validate_id
+from devcrew_core.ids import validate_id, validate_optional_id
 from devcrew_core.stores.base import (
     AGENT_MUTABLE_FIELDS,
     HANDOFF_MUTABLE_FIELDS,
@@ -260,6 +260,7 @@ class MemoryStore(Store):
         self, agent_id: str | None = None, status: str | None = None
     ) -> list[DelegationRecord]:
         """Delegations, oldest first."""
+        validate_optional_id(agent_id, "agent_id")
         with self._lock:
             found = [
                 d.model_copy(deep=True) for d in self._delegations.values()
@@ -347,6 +348,7 @@ class MemoryStore(Store):
 
     def list_waits(self, agent_id: str | None = None) -> list[WaitRecord]:
         """Waiting requests, oldest first."""
+        validate_optional_id(agent_id, "agent_id")
         with self._lock:
             found = [w.model_copy() for (aid, _), w in self._waits.items()
                      if agent_id is None or aid == agent_id]
@@ -354,6 +356,7 @@ class MemoryStore(Store):
 
     def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
         """Allocations by creation time."""
+        validate_optional_id(agent_id, "agent_id")
         with self._lock:
             found = [
                 a.model_copy()
@@ -391,6 +394,7 @@ class MemoryStore(Store):
 
     def list_reservations(self, agent_id: str | None = None) -> list[Reservation]:
         """Reservations by creation time."""
+        validate_optional_id(agent_id, "agent_id")
         with self._lock:
             found = [
                 r.model_copy()
@@ -476,6 +480,7 @@ class MemoryStore(Store):
         self, workflow_id: str | None = None, status: str | None = None
     ) -> list[RunRecord]:
         """Runs, oldest first."""
+        validate_optional_id(workflow_id, "workflow_id")
         with self._lock:
             found = [
                 _run_copy(r)
@@ -534,6 +539,7 @@ class MemoryStore(Store):
 
     def list_handoffs(self, workflow_id: str | None = None) -> list[HandoffRecord]:
         """Handoffs, oldest first."""
+        validate_optional_id(workflow_id, "workflow_id")
         with self._lock:
             found = [
                 h.model_copy(deep=True)
@@ -556,6 +562,7 @@ class MemoryStore(Store):
         limit: int = 1000,
     ) -> list[AuditRecord]:
         """Audit records after ``after``."""
+        validate_optional_id(workflow_id, "workflow_id")
         with self._lock:
             found = [
                 r.model_copy(deep=True)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from devcrew_core.errors import ConfigError, NotFoundError, StoreError
 from devcrew_core.forks import generation
-from devcrew_core.ids import validate_id
+from devcrew_core.ids import validate_id, validate_optional_id
 from devcrew_core.models.resources import Priority
 from devcrew_core.stores.base import (
     AGENT_MUTABLE_FIELDS,
@@ -641,6 +641,7 @@ class SQLiteStore(Store):
         self, agent_id: str | None = None, status: str | None = None
     ) -> list[DelegationRecord]:
         """Delegations, oldest first."""
+        validate_optional_id(agent_id, "agent_id")
         where, params = _where({"agent_id": agent_id, "status": status})
         with self._read() as conn:
             rows = conn.execute(
@@ -813,6 +814,7 @@ class SQLiteStore(Store):
 
     def list_waits(self, agent_id: str | None = None) -> list[WaitRecord]:
         """Waiting requests, oldest first."""
+        validate_optional_id(agent_id, "agent_id")
         where, params = _where({"agent_id": agent_id})
         with self._read() as conn:
             rows = conn.execute(
@@ -822,6 +824,7 @@ class SQLiteStore(Store):
 
     def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
         """Allocations by creation time."""
+        validate_optional_id(agent_id, "agent_id")
         mine, params = ("", []) if agent_id is None else (" AND agent_id = ?", [agent_id])
         try:  # one statement reads one snapshot: no transaction needed
             rows = self._conn.execute(
@@ -890,6 +893,7 @@ class SQLiteStore(Store):
 
     def list_reservations(self, agent_id: str | None = None) -> list[Reservation]:
         """Reservations by creation time."""
+        validate_optional_id(agent_id, "agent_id")
         where, params = _where({"agent_id": agent_id})
         with self._read() as conn:
             rows = conn.execute(
@@ -999,6 +1003,7 @@ class SQLiteStore(Store):
         self, workflow_id: str | None = None, status: str | None = None
     ) -> list[RunRecord]:
         """Runs, oldest first."""
+        validate_optional_id(workflow_id, "workflow_id")
         where, params = _where({"workflow_id": workflow_id, "status": status})
         with self._read() as conn:
             rows = conn.execute(
@@ -1093,6 +1098,7 @@ class SQLiteStore(Store):
 
     def list_handoffs(self, workflow_id: str | None = None) -> list[HandoffRecord]:
         """Handoffs, oldest first."""
+        validate_optional_id(workflow_id, "workflow_id")
         where, params = _where({"workflow_id": workflow_id})
         with self._read() as conn:
             rows = conn.execute(
@@ -1142,6 +1148,7 @@ class SQLiteStore(Store):
         limit: int = 1000,
     ) -> list[AuditRecord]:
         """Audit records after ``after``."""
+        validate_optional_id(workflow_id, "workflow_id")
         rows = self._list_numbered("audit", {"workflow_id": workflow_id, "kind": kind},
                                    after, limit)
         return [AuditRecord.model_validate({**data, "seq": seq}) for seq, data in rows]

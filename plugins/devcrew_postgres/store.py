@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from devcrew_core.errors import NotFoundError, StoreError
-from devcrew_core.ids import validate_id
+from devcrew_core.ids import validate_id, validate_optional_id
 from devcrew_core.models.resources import Priority
 from devcrew_core.stores.base import (
     AGENT_MUTABLE_FIELDS,
@@ -383,6 +383,16 @@ class PostgresStore(Store):
             f"SELECT data::text FROM {table} WHERE {column} = %s", (key,)))  # noqa: S608
         return model.model_validate_json(rows[0][0]) if rows else None
 
+    def _list(self, model: type[M], table: str, filters: Mapping[str, Any],
+              order: str) -> list[M]:
+        """The records of ``table`` matching ``filters`` (None: any), in ``order``.
+        ``table`` and ``order`` are this module's constants, never input; the filters'
+        values are bound parameters (their IDs checked by the caller)."""
+        where, params = _where(filters)
+        rows = self._sessions.run(lambda tx: tx.query(
+            f"SELECT data::text FROM {table}{where} ORDER BY {order}", params))  # noqa: S608
+        return [model.model_validate_json(r[0]) for r in rows]
+
     def get_delegation(self, task_id: str) -> DelegationRecord | None:
         """The latest delegation of a task."""
         validate_id(task_id, "task_id")
@@ -392,13 +402,9 @@ class PostgresStore(Store):
         self, agent_id: str | None = None, status: str | None = None
     ) -> list[DelegationRecord]:
         """Delegations, oldest first."""
-        if agent_id is not None:
-            validate_id(agent_id, "agent_id")
-        where, params = _where({"agent_id": agent_id, "status": status})
-        rows = self._sessions.run(lambda tx: tx.query(
-            f"SELECT data::text FROM delegations{where} "  # noqa: S608
-            "ORDER BY delegated_at, task_id", params))
-        return [DelegationRecord.model_validate_json(r[0]) for r in rows]
+        validate_optional_id(agent_id, "agent_id")
+        return self._list(DelegationRecord, "delegations",
+                          {"agent_id": agent_id, "status": status}, "delegated_at, task_id")
 
     # -- resources -----------------------------------------------------------------------
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
@@ -492,18 +498,13 @@ class PostgresStore(Store):
 
     def list_waits(self, agent_id: str | None = None) -> list[WaitRecord]:
         """Waiting requests, oldest first."""
-        if agent_id is not None:
-            validate_id(agent_id, "agent_id")
-        where, params = _where({"agent_id": agent_id})
-        rows = self._sessions.run(lambda tx: tx.query(
-            f"SELECT data::text FROM waits{where} "  # noqa: S608
-            "ORDER BY since, agent_id, task_id", params))
-        return [WaitRecord.model_validate_json(r[0]) for r in rows]
+        validate_optional_id(agent_id, "agent_id")
+        return self._list(WaitRecord, "waits", {"agent_id": agent_id},
+                          "since, agent_id, task_id")
 
     def list_allocations(self, agent_id: str | None = None) -> list[Allocation]:
         """Allocations by creation time."""
-        if agent_id is not None:
-            validate_id(agent_id, "agent_id")
+        validate_optional_id(agent_id, "agent_id")
         where, params = _where({"agent_id": agent_id})
         rows = self._sessions.run(lambda tx: tx.query(
             f"SELECT {_ALLOCATION_COLUMNS} FROM holdings{where}"  # noqa: S608
@@ -542,13 +543,9 @@ class PostgresStore(Store):
 
     def list_reservations(self, agent_id: str | None = None) -> list[Reservation]:
         """Reservations by creation time."""
-        if agent_id is not None:
-            validate_id(agent_id, "agent_id")
-        where, params = _where({"agent_id": agent_id})
-        rows = self._sessions.run(lambda tx: tx.query(
-            f"SELECT data::text FROM reservations{where} "  # noqa: S608
-            "ORDER BY created_at, reservation_id", params))
-        return [Reservation.model_validate_json(r[0]) for r in rows]
+        validate_optional_id(agent_id, "agent_id")
+        return self._list(Reservation, "reservations", {"agent_id": agent_id},
+                          "created_at, reservation_id")
 
     def expire_reservations(self, now: float) -> list[Reservation]:
         """Drop the reservations that have expired, in one statement."""
@@ -647,13 +644,9 @@ class PostgresStore(Store):
         self, workflow_id: str | None = None, status: str | None = None
     ) -> list[RunRecord]:
         """Runs, oldest first."""
-        if workflow_id is not None:
-            validate_id(workflow_id, "workflow_id")
-        where, params = _where({"workflow_id": workflow_id, "status": status})
-        rows = self._sessions.run(lambda tx: tx.query(
-            f"SELECT data::text FROM runs{where} ORDER BY created_at, run_id",  # noqa: S608
-            params))
-        return [RunRecord.model_validate_json(r[0]) for r in rows]
+        validate_optional_id(workflow_id, "workflow_id")
+        return self._list(RunRecord, "runs", {"workflow_id": workflow_id, "status": status},
+                          "created_at, run_id")
 
     def put_task_states(self, states: Sequence[TaskState]) -> None:
         """Upsert many task states in one statement (group commit)."""
@@ -733,13 +726,9 @@ class PostgresStore(Store):
 
     def list_handoffs(self, workflow_id: str | None = None) -> list[HandoffRecord]:
         """Handoffs, oldest first."""
-        if workflow_id is not None:
-            validate_id(workflow_id, "workflow_id")
-        where, params = _where({"workflow_id": workflow_id})
-        rows = self._sessions.run(lambda tx: tx.query(
-            f"SELECT data::text FROM handoffs{where} "  # noqa: S608
-            "ORDER BY created_at, handoff_id", params))
-        return [HandoffRecord.model_validate_json(r[0]) for r in rows]
+        validate_optional_id(workflow_id, "workflow_id")
+        return self._list(HandoffRecord, "handoffs", {"workflow_id": workflow_id},
+                          "created_at, handoff_id")
 
     # -- audit and events ------------------------------------------------------------------
     def append_audit(self, records: Sequence[AuditRecord]) -> list[int]:
@@ -758,8 +747,7 @@ class PostgresStore(Store):
         limit: int = 1000,
     ) -> list[AuditRecord]:
         """Audit records after ``after``, in seq order."""
-        if workflow_id is not None:
-            validate_id(workflow_id, "workflow_id")
+        validate_optional_id(workflow_id, "workflow_id")
         rows = self._list_numbered(
             "audit", {"workflow_id": workflow_id, "kind": kind}, after, limit)
         return [AuditRecord.model_validate_json(r[0]) for r in rows]
