@@ -712,3 +712,46 @@ def test_infinite_amounts_take_the_general_functions(
     assert store.release_allocation("free", "big") is not None
     assert store.release_allocation("free", "small") is small
     _assert_totals_equal_sums(postgres_server, schema)
+
+
+def test_a_cancel_that_waited_while_its_reservation_moved_agent_cancels_nothing(
+        store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
+    """cancel_reservation reads the reservation's agent, then waits for that agent's
+    lock; if meanwhile the reservation was cancelled and made again on another agent,
+    the waiting call must neither delete the new one nor charge the first agent."""
+    store.put_agent(_limited("one", 4, 4.0))
+    store.put_agent(_limited("two", 4, 4.0))
+    assert store.reserve(Reservation(reservation_id="r1", agent_id="one", cpu_cores=1.0,
+                                     expires_at=1e12), 1.0)
+    holder = raw(postgres_server, schema)
+    waiting_query = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                     "AND NOT granted")
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT devcrew_lock_agent('one')")
+            results: list[bool] = []
+            cancel = threading.Thread(
+                target=lambda: results.append(store.cancel_reservation("r1")))
+            cancel.start()
+            for _ in range(500):  # until the cancel waits for agent one's lock
+                if postgres_server.execute(waiting_query)[0][0]:
+                    break
+                threading.Event().wait(0.01)
+            else:
+                pytest.fail("the cancel never waited for the agent's lock")
+            # While it waits: the reservation is cancelled and made again on agent two.
+            cur.execute("SELECT devcrew_cancel_reservation('r1')")
+            cur.execute(
+                "SELECT devcrew_reserve('r1', 'two', 2.0, 1e12, 2.0, 1.0, 0, 0, 0, %s::jsonb)",
+                (Reservation(reservation_id="r1", agent_id="two", cpu_cores=1.0,
+                             expires_at=1e12, created_at=2.0).model_dump_json(),))
+            assert cur.fetchone()[0] == "reserved"
+            cur.execute("COMMIT")
+        cancel.join(timeout=30)
+        assert results == [False]
+    finally:
+        holder.close()
+    kept = store.get_reservation("r1")
+    assert kept is not None and kept.agent_id == "two"
+    _assert_totals_equal_sums(postgres_server, schema)
