@@ -162,12 +162,11 @@ class DelegationManager(_EngineFace):
         removed = []
         for agent in self._store.list_agents():
             if agent.is_expired(now):
-                # Re-read: a heartbeat may have arrived since the listing.
-                fresh = self._store.get_agent(agent.agent_id)
-                if fresh is not None and fresh.is_expired(time.time()):
-                    gone = self._store.delete_agent(agent.agent_id)
-                    if gone is not None:
-                        removed.append(agent_status(gone, now))
+                # Removed only if still expired when the store removes it: a heartbeat
+                # that arrived since the listing keeps the agent.
+                gone = self._store.delete_agent(agent.agent_id, expired_by=time.time())
+                if gone is not None:
+                    removed.append(agent_status(gone, now))
         if removed:
             self.engine.matcher.invalidate()
             self.engine.audit_store.append_audit([AuditRecord(

@@ -213,6 +213,19 @@ def test_agents_expire_without_heartbeats_and_cleanup_reports_their_tasks(
         assert [(r["agent_id"], r["running_tasks"]) for r in removed] == [("short", ["t1"])]
         assert manager.get_agent_status("short") is None
         assert manager.cleanup_expired_agents() == []
+        # Listed expired, renewed before the removal: the store keeps it (the removal
+        # checks the deadline it stores, not the one the listing saw).
+        manager.register_agent(agent_id="late", agent_type="Worker", capabilities=["w3"])
+        store = manager.engine.state_store
+        stale = [a.model_copy(update={"expires_at": 1.0}) for a in store.list_agents()
+                 if a.agent_id == "late"]
+        listed = store.list_agents
+        store.list_agents = lambda agent_type=None: stale  # type: ignore[method-assign]
+        try:
+            assert manager.cleanup_expired_agents() == []
+        finally:
+            store.list_agents = listed  # type: ignore[method-assign]
+        assert manager.get_agent_status("late") is not None
         # A heartbeat brings an expired agent back before cleanup removes it.
         manager.register_agent(agent_id="again", agent_type="Worker", capabilities=["w2"])
         time.sleep(0.6)

@@ -103,6 +103,22 @@ def test_delete_agent_removes_slots_and_index(store: Store) -> None:
     assert got is not None and got.current_load == 0
 
 
+def test_delete_agent_if_expired_keeps_an_agent_a_heartbeat_renewed(store: Store) -> None:
+    store.put_agent(agent("ttl").model_copy(update={"expires_at": 100.0}))
+    store.put_agent(agent("forever"))  # no TTL: never expired
+    store.acquire_slot("ttl", "t1")
+    # Seen expired at 150, but a heartbeat moved its deadline before the removal.
+    store.update_agent("ttl", {"expires_at": 200.0})
+    assert store.delete_agent("ttl", expired_by=150.0) is None
+    assert store.get_agent("ttl") is not None
+    assert store.delete_agent("forever", expired_by=1e12) is None
+    assert store.get_agent("forever") is not None
+    assert store.delete_agent("nobody", expired_by=150.0) is None
+    removed = store.delete_agent("ttl", expired_by=200.0)  # the deadline itself: expired
+    assert removed is not None and removed.running_tasks == ["t1"]
+    assert store.get_agent("ttl") is None
+
+
 def test_slots_respect_max_concurrent_tasks(store: Store) -> None:
     store.put_agent(agent(max_tasks=2))
     first = store.acquire_slot("a1", "t1")

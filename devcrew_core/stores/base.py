@@ -160,8 +160,13 @@ class Store(abc.ABC):
         """Atomically apply ``changes`` (fields in ``AGENT_MUTABLE_FIELDS``); None if unknown."""
 
     @abc.abstractmethod
-    def delete_agent(self, agent_id: str) -> AgentRecord | None:
-        """Remove an agent and its slots; return what was removed, or None."""
+    def delete_agent(self, agent_id: str,
+                     expired_by: float | None = None) -> AgentRecord | None:
+        """Remove an agent and its slots; return what was removed, or None.
+
+        With ``expired_by`` (a time), only an agent that has a TTL and had expired by
+        then is removed, decided atomically with the removal: a heartbeat that arrived
+        after the caller saw the agent expired keeps it."""
 
     @abc.abstractmethod
     def list_agents(self, agent_type: str | None = None) -> list[AgentRecord]:

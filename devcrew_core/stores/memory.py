@@ -136,11 +136,12 @@ class MemoryStore(Store):
             self._agents[agent_id] = apply_changes(agent, changes, AGENT_MUTABLE_FIELDS)
             return self._with_load(self._agents[agent_id])
 
-    def delete_agent(self, agent_id: str) -> AgentRecord | None:
-        """Remove an agent and its slots."""
+    def delete_agent(self, agent_id: str,
+                     expired_by: float | None = None) -> AgentRecord | None:
+        """Remove an agent and its slots (only if expired by ``expired_by``, if given)."""
         with self._lock:
             agent = self._agents.get(agent_id)
-            if agent is None:
+            if agent is None or (expired_by is not None and not agent.is_expired(expired_by)):
                 return None
             removed = self._with_load(agent)
             self._unindex(agent)

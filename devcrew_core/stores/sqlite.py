@@ -422,13 +422,17 @@ class SQLiteStore(Store):
             self._write_agent(conn, agent)
             return self._agent(conn, agent.model_dump_json(exclude=_DERIVED))
 
-    def delete_agent(self, agent_id: str) -> AgentRecord | None:
-        """Remove an agent, its index entries and its slots."""
+    def delete_agent(self, agent_id: str,
+                     expired_by: float | None = None) -> AgentRecord | None:
+        """Remove an agent, its index entries and its slots (only if expired by
+        ``expired_by``, if given), in one write transaction."""
         with self._tx() as conn:
             row = conn.execute("SELECT data FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
             if row is None:
                 return None
             removed = self._agent(conn, row[0])
+            if expired_by is not None and not removed.is_expired(expired_by):
+                return None
             for table in ("agents", "agent_capabilities"):
                 conn.execute(f"DELETE FROM {table} WHERE agent_id = ?", (agent_id,))  # noqa: S608
             # The totals row first, so the triggers have none to update. Slots go with

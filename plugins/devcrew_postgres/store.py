@@ -254,11 +254,27 @@ class PostgresStore(Store):
 
         return self._sessions.run(work)
 
-    def delete_agent(self, agent_id: str) -> AgentRecord | None:
-        """Remove an agent and its slots in one statement."""
+    def delete_agent(self, agent_id: str,
+                     expired_by: float | None = None) -> AgentRecord | None:
+        """Remove an agent and its slots in one statement; with ``expired_by``, in one
+        transaction that locks the agent, reads it, and removes it only if it had
+        expired by then (three round trips)."""
         validate_id(agent_id, "agent_id")
-        rows = self._sessions.run(lambda tx: tx.query(
-            "SELECT o_data, o_tasks FROM devcrew_delete_agent(%s)", (agent_id,)))
+
+        def work(tx: Transaction) -> list[Row]:
+            if expired_by is not None:
+                found = tx.query(_LOCK_AND_READ_AGENT, (agent_id, agent_id, agent_id),
+                                 begin=True)
+                if not found or not AgentRecord.model_validate_json(found[0][0]).is_expired(
+                        expired_by):
+                    tx.finish()
+                    return []
+            removed = tx.query("SELECT o_data, o_tasks FROM devcrew_delete_agent(%s)",
+                               (agent_id,))
+            tx.finish()  # (a COMMIT sent with the statement would hide its rows)
+            return removed
+
+        rows = self._sessions.run(work)
         if not rows:
             return None
         tasks = list(rows[0][1])

@@ -267,14 +267,17 @@ class RedisStore(Store):
         return self._until_set(attempt, f"agent {agent_id!r}")
 
     @_translated
-    def delete_agent(self, agent_id: str) -> AgentRecord | None:
-        """Remove an agent, its slots and its index entries."""
+    def delete_agent(self, agent_id: str,
+                     expired_by: float | None = None) -> AgentRecord | None:
+        """Remove an agent, its slots and its index entries (only if expired by
+        ``expired_by``, if given: the script removes it only at the version read, so a
+        heartbeat in between makes it read again)."""
         keys = self.keys
         slots = keys.slots(agent_id)
 
         def attempt() -> AgentRecord | _Conflict | None:
             old, version = self._read_agent(agent_id)
-            if old is None:
+            if old is None or (expired_by is not None and not old.is_expired(expired_by)):
                 return None
             held: list[str] | None = self._scripts.delete_agent(
                 keys=[keys.agents, keys.agent_max, keys.agent_version, keys.agent_load,
