@@ -34,17 +34,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from devcrew_core.engine.allocation import PREEMPTED, audit_record
 from devcrew_core.engine.dag import dependants, descendants, validate_dag
 from devcrew_core.engine.matching import AgentMatcher, Claim
 from devcrew_core.engine.persistence import TransitionWriter, call_store
-from devcrew_core.engine.preemption import effective_priority
-from devcrew_core.engine.resources import (
-    PRIORITY_OF,
-    ResourceDefaults,
-    ResourceGate,
-    waiting_for,
-)
+from devcrew_core.engine.resources import ResourceDefaults, ResourceGate
+from devcrew_core.engine.run_resources import RunResources
 from devcrew_core.engine.slots import SlotBatcher
 from devcrew_core.errors import TaskFailedError
 from devcrew_core.models import (
@@ -172,13 +166,12 @@ class WorkflowRun:
         self._drivers: dict[str, asyncio.Task[None]] = {}
         # Slots taken for a task's first attempt when it was dispatched.
         self._preclaimed: dict[str, Claim] = {}
-        self.resources = ResourceGate(state_store, audit_store, options.resources)
-        # Tasks whose allocation another request preempted: task_id -> by whom.
-        self._preempted: dict[str, str] = {}
+        self.resources = RunResources(
+            run_id=run.run_id, gate=ResourceGate(state_store, audit_store, options.resources),
+            writer=self.writer, poll_interval=options.poll_interval,
+            claim_again=self._claim, release_slot=self.slots.release,
+            set_waiting=self._set_waiting)
         self._keys: dict[str, str] = {}  # slot key -> task_id
-        self._holding: set[str] = set()  # tasks whose running attempt holds resources
-        self._resource_waiters = 0
-        self._event_seq = 0
         self._changed = asyncio.Event()
         self._capacity_waiters: set[asyncio.Future[None]] = set()
         self._stop_reason: str | None = None
@@ -200,6 +193,9 @@ class WorkflowRun:
                 "error": state.error,
             }))
         return state
+
+    def _set_waiting(self, task_id: str, reason: str) -> None:
+        self._set(task_id, TaskStatus.WAITING, error=reason)
 
     # -- the main loop -------------------------------------------------------------------
     async def execute(self) -> RunRecord:
@@ -310,45 +306,17 @@ class WorkflowRun:
             if time.monotonic() - last_beat >= self.options.heartbeat_interval:
                 last_beat = time.monotonic()
                 await self._update_run(data={**self.run.data, "heartbeat": time.time()})
-            if self._holding:
-                await self._stop_preempted()
-            if (self._holding or self._resource_waiters) and \
+            if self.resources.holding:
+                await self.resources.stop_preempted(self._keys, self._drivers)
+            if self.resources.active and \
                     time.monotonic() - last_deadlock_check >= DEADLOCK_CHECK_SECONDS:
                 # A task that holds resources may wait for more (its runner asking an
                 # allocator), and one that waits may be part of a cycle: look for one.
                 last_deadlock_check = time.monotonic()
-                await self._break_deadlocks()
+                await self.resources.break_deadlocks()
             if time.monotonic() - last_agent_beat >= self._agent_beat_interval:
                 last_agent_beat = time.monotonic()
                 await self._heartbeat_agents()
-
-    async def _stop_preempted(self) -> None:
-        """Stop the attempts whose allocation was preempted (by any process); their
-        tasks are re-queued (see ``_drive``)."""
-        while True:
-            events = await call_store(self.store, self.store.list_events, self._event_seq,
-                                      PREEMPTED, 1000)
-            for event in events:
-                self._event_seq = max(self._event_seq, event.seq or 0)
-                task_id = self._keys.get(str(event.data.get("task_id")))
-                driver = self._drivers.get(task_id or "")
-                if task_id in self._holding and driver is not None and not driver.done():
-                    logger.info("run %s: task %s preempted by %s; re-queued",
-                                self.run.run_id, task_id, event.data.get("preempted_by"))
-                    self._preempted[task_id] = str(event.data.get("preempted_by"))
-                    driver.cancel()
-            if len(events) < 1000:
-                return
-
-    async def _break_deadlocks(self) -> None:
-        """Tasks wait for resources: break any cycle of waits (preempting the cycle's
-        lowest-priority member) and say so."""
-        for deadlock in await self.resources.resolve_deadlocks():
-            logger.warning("run %s: deadlock among %s (agents %s) resolved by preempting %s",
-                           self.run.run_id, ", ".join(deadlock.tasks),
-                           ", ".join(deadlock.agents), deadlock.victim)
-            self.writer.event(Event(kind="deadlock.resolved", data={
-                "run_id": self.run.run_id, **deadlock.as_dict()}))
 
     async def _heartbeat_agents(self) -> None:
         """Keep this process's agents from expiring while the run executes."""
@@ -385,7 +353,7 @@ class WorkflowRun:
         try:
             output = await self._attempts(task)
         except asyncio.CancelledError:
-            by = self._preempted.pop(task_id, None)
+            by = self.resources.preempted_by(task_id)
             if by is not None and self._stop_reason is None:
                 # Preempted: not a failure. The task goes back to the queue and runs
                 # again (a new attempt) when it gets its resources.
@@ -442,7 +410,7 @@ class WorkflowRun:
         claim = self._preclaimed.pop(task.task_id, None) or await self._claim(task, deadline)
         key = self._request(task).task_id
         if task.resources is not None:
-            claim = await self._allocate(task, claim, deadline)
+            claim = await self.resources.allocate(task, claim, key, deadline)
         try:
             self._set(task.task_id, TaskStatus.RUNNING, attempt=attempt,
                       agent_id=claim.agent.agent_id, score=claim.match.effective_score,
@@ -476,53 +444,8 @@ class WorkflowRun:
                 raise TaskFailedError(f"{type(exc).__name__}: {exc}") from exc
             return _checked_output(task.task_id, output)
         finally:
-            if task.task_id in self._holding:
-                self._holding.discard(task.task_id)
-                await asyncio.shield(self.resources.release(claim.agent.agent_id, key))
+            await self.resources.release(task.task_id, claim.agent.agent_id, key)
             self.slots.release(claim.agent.agent_id, key)
-
-    async def _allocate(self, task: Task, claim: Claim, deadline: float) -> Claim:
-        """Allocate the task's resources on the agent that took it; when they do not fit
-        (even preempting lower priorities), give the slot back, wait visibly (ageing)
-        and try again, on another agent if one is eligible, until the deadline."""
-        key = self._request(task).task_id
-        declared = PRIORITY_OF[task.priority]
-        since: float | None = None
-        waiting_on: str | None = None
-        refused: set[str] = set()
-        try:
-            while True:
-                waited = 0.0 if since is None else time.time() - since
-                level = effective_priority(declared, waited, self.options.resources.aging_seconds)
-                request = self.resources.request(task, key, claim.agent.agent_id, declared)
-                got = await self.resources.allocate(request, level)
-                if got is not None:
-                    self._holding.add(task.task_id)
-                    self.writer.audit(audit_record("allocation", got, {
-                        "run_id": self.run.run_id, "workflow_task": task.task_id,
-                        "priority": got.priority.name}))
-                    return claim
-                self.slots.release(claim.agent.agent_id, key)
-                refused.add(claim.agent.agent_id)
-                if since is None:
-                    since = time.time()
-                    self._resource_waiters += 1
-                if waiting_on not in (None, request.agent_id):
-                    await self.resources.stop_waiting(waiting_on, key)
-                waiting_on = request.agent_id
-                await self.resources.wait(request, since)
-                self._set(task.task_id, TaskStatus.WAITING, error=waiting_for(request))
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TaskFailedError(f"no agent had the resources before the task "
-                                          f"timed out ({waiting_for(request)})")
-                await asyncio.sleep(min(remaining, self.options.poll_interval))
-                claim = await self._claim(task, deadline, avoid=refused)
-        finally:
-            if since is not None:
-                self._resource_waiters -= 1
-            if waiting_on is not None:
-                await asyncio.shield(self.resources.stop_waiting(waiting_on, key))
 
     def _request(self, task: Task) -> TaskRequest:
         """The (cached) delegation request of a task; its task_id is the slot key."""
