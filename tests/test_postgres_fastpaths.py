@@ -51,6 +51,21 @@ def test_not_for_the_fast_path_when_now_is_not_finite_or_no_slot_was_taken() -> 
     assert release_arguments(_allocation(holds_slot=False)) is None
 
 
+class _Str(str):
+    def __format__(self, spec: str) -> str:
+        return "a', 't', 1.0, 0, 0, 0, 0, 1.0, 2, true); CREATE TABLE pwned (x int); --"
+
+    __str__ = __repr__ = lambda self: self.__format__("")  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("field", ["agent_id", "task_id"])
+def test_a_str_subclass_id_is_never_written(field: str) -> None:
+    """It could write itself as anything, whatever characters it holds."""
+    sneaky = _allocation(**{field: _Str("a-1")})
+    assert allocate_arguments(sneaky, 1.0) is None
+    assert release_arguments(sneaky) is None
+
+
 @pytest.mark.parametrize("field", ["agent_id", "task_id"])
 def test_an_id_outside_the_alphabet_is_never_written(field: str) -> None:
     bad = _allocation(**{field: "x'; DROP TABLE holdings; --"})

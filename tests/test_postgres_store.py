@@ -611,6 +611,8 @@ def test_fast_paths_racing_general_calls_on_shared_tasks_keep_the_totals(
     reservations, put_agent) on the same tasks: no error, and the totals equal the
     rows' sums."""
     store.put_agent(_limited("hot", 4, 3.0))
+    deadlocks = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    before = postgres_server.execute(deadlocks)[0][0]
 
     def work(worker: int) -> None:
         rng = random.Random(worker)  # noqa: S311 - a reproducible sequence
@@ -638,7 +640,13 @@ def test_fast_paths_racing_general_calls_on_shared_tasks_keep_the_totals(
         for future in futures:
             future.result(timeout=120)
     _assert_totals_equal_sums(postgres_server, schema)
-    record = store.get_agent("hot")
+    # A fast statement that deadlocked would fall back silently (and a general call be
+    # retried): ask the server. Its backends report their statistics as they exit.
+    store.close()
+    threading.Event().wait(0.5)
+    assert postgres_server.execute(deadlocks)[0][0] == before, "a deadlock happened"
+    with PostgresStore(postgres_server.url(schema=schema)) as reopened:
+        record = reopened.get_agent("hot")
     assert record is not None and record.current_load == len(record.running_tasks)
 
 
@@ -686,7 +694,8 @@ def test_fast_statements_leave_every_other_case_to_the_general_functions(
         assert other.release_allocation("a1", "t8") == stale
     assert store.release_allocation("a1", "t8") is None
     _assert_totals_equal_sums(postgres_server, schema)
-    # A live reservation sends allocations to the general function, which counts it.
+    # A live reservation's capacity is counted (by the fast statement, which adds
+    # nothing, and by the general function, which refuses too).
     assert store.reserve(Reservation(reservation_id="r1", agent_id="a1", cpu_cores=0.1,
                                      expires_at=now + 10), now)
     assert store.allocate(Allocation(agent_id="a1", task_id="t4", cpu_cores=0.1),
@@ -755,3 +764,36 @@ def test_a_cancel_that_waited_while_its_reservation_moved_agent_cancels_nothing(
     kept = store.get_reservation("r1")
     assert kept is not None and kept.agent_id == "two"
     _assert_totals_equal_sums(postgres_server, schema)
+
+
+def test_delete_agent_if_expired_keeps_an_agent_renewed_while_it_waited(
+        store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
+    """The check and the removal are one transaction under the agent's lock: a deadline
+    moved by another connection while the removal waits for that lock keeps the agent."""
+    store.put_agent(agent("ttl").model_copy(update={"expires_at": 100.0}))
+    holder = raw(postgres_server, schema)
+    waiting_query = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                     "AND NOT granted")
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT devcrew_lock_agent('ttl')")
+            results: list[AgentRecord | None] = []
+            removal = threading.Thread(
+                target=lambda: results.append(store.delete_agent("ttl", expired_by=150.0)))
+            removal.start()
+            for _ in range(500):  # until the removal waits for the agent's lock
+                if postgres_server.execute(waiting_query)[0][0]:
+                    break
+                threading.Event().wait(0.01)
+            else:
+                pytest.fail("the removal never waited for the agent's lock")
+            cur.execute("UPDATE agents SET data = jsonb_set(data, '{expires_at}', '200') "
+                        "WHERE agent_id = 'ttl'")
+            cur.execute("COMMIT")
+        removal.join(timeout=30)
+        assert results == [None]
+    finally:
+        holder.close()
+    kept = store.get_agent("ttl")
+    assert kept is not None and kept.expires_at == 200.0

@@ -119,6 +119,21 @@ def test_delete_agent_if_expired_keeps_an_agent_a_heartbeat_renewed(store: Store
     assert store.get_agent("ttl") is None
 
 
+def test_release_answers_for_the_ids_asked_when_the_granted_object_changed(
+        store: Store) -> None:
+    """The allocation allocate returned is the caller's object: changing its agent must
+    not make a release of (agent, task) remove, or answer with, another agent's."""
+    for agent_id in ("a1", "a2"):
+        store.put_agent(agent(agent_id))
+    got = store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=1.0), 5.0)
+    assert got is not None
+    got.agent_id = "a2"
+    assert store.allocate(got, 5.0) is not None  # the same fields, on a2
+    gone = store.release_allocation("a1", "t1")
+    assert gone is not None and (gone.agent_id, gone.task_id) == ("a1", "t1")
+    assert [(a.agent_id, a.task_id) for a in store.list_allocations()] == [("a2", "t1")]
+
+
 def test_slots_respect_max_concurrent_tasks(store: Store) -> None:
     store.put_agent(agent(max_tasks=2))
     first = store.acquire_slot("a1", "t1")

@@ -61,5 +61,9 @@ class GrantedAllocations:
         self._by_key[allocation.agent_id, allocation.task_id] = allocation
 
     def take(self, agent_id: str, task_id: str) -> Allocation | None:
-        """The allocation granted for (agent, task), forgotten; None if there is none."""
-        return self._by_key.pop((agent_id, task_id), None)
+        """The allocation granted for (agent, task), forgotten; None if there is none,
+        or if its holder has since changed its IDs (the object is the caller's too)."""
+        granted = self._by_key.pop((agent_id, task_id), None)
+        if granted is None or granted.agent_id != agent_id or granted.task_id != task_id:
+            return None
+        return granted

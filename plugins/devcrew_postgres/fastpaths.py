@@ -15,11 +15,12 @@ The statements' arguments are written into the ``EXECUTE`` as literals by
 :func:`allocate_arguments` and :func:`release_arguments` rather than interpolated by
 psycopg2: on this path psycopg2's adaptation of ten parameters cost more client CPU than
 the rest of the call, and with several threads that CPU is spent under the GIL. Only
-values that cannot carry SQL are written: IDs checked against ``devcrew_core.ids``'s
-alphabet (letters, digits, ``.``, ``_``, ``-``; no quote or backslash), finite floats as
-Python writes them (``1.5``, ``1e-05``), integers and booleans. Anything else (an
-infinite amount, a reservation to redeem) is not for the fast path, and the caller uses
-the general function, with psycopg2's parameters.
+values that cannot carry SQL are written: IDs that are exactly ``str`` and match
+``devcrew_core.ids``'s alphabet (letters, digits, ``.``, ``_``, ``-``; no quote or
+backslash), floats that are exactly ``float`` and finite, as Python writes them (``1.5``,
+``1e-05``), integers and booleans. Anything else (a ``str`` or ``float`` subclass, which
+could format itself as anything, an infinite amount, a reservation to redeem) is not for
+the fast path, and the caller uses the general function, with psycopg2's parameters.
 """
 
 from __future__ import annotations
@@ -80,9 +81,12 @@ _finite = math.isfinite
 _number = float.__repr__
 
 
-def _id(value: str) -> str:
-    # The store validated it already; checked again here because it is written into
-    # the statement (see the module's docstring).
+def _id(value: str) -> str | None:
+    """``value`` if it can be written into a statement as it is, else None. Exactly
+    ``str`` (a subclass could format itself as anything) and an ID (the store validated
+    it already; checked again because it is written into the statement)."""
+    if type(value) is not str:
+        return None
     if ID_PATTERN.fullmatch(value) is None:
         raise ValueError(f"not an ID: {value!r}")
     return value
@@ -104,14 +108,15 @@ def allocate_arguments(allocation: Allocation, now: float) -> str | None:
     """The arguments of :data:`FAST_ALLOCATE` for ``allocation`` at ``now``, or None when
     it is not for the fast path (a reservation to redeem, an amount or time that is not
     a finite float)."""
-    if allocation.reservation_id is not None:
+    agent_id, task_id = _id(allocation.agent_id), _id(allocation.task_id)
+    if allocation.reservation_id is not None or agent_id is None or task_id is None:
         return None
     numbers = _numbers(float(now), allocation.cpu_cores, allocation.memory_mb,
                        allocation.disk_mb, allocation.network_mbps, allocation.created_at)
     if numbers is None:
         return None
     at, cpu, memory, disk, network, created = numbers
-    return (f"'{_id(allocation.agent_id)}', '{_id(allocation.task_id)}', {at}, {cpu}, "
+    return (f"'{agent_id}', '{task_id}', {at}, {cpu}, "
             f"{memory}, {disk}, {network}, {created}, {int(allocation.priority)}, "
             f"{'true' if allocation.preemptable is True else 'false'}")
 
@@ -121,13 +126,15 @@ def release_arguments(granted: Allocation) -> str | None:
     general one with the same shape) granted, or None when it is not for the fast path
     (it holds no slot of its own, redeemed a reservation, or was changed by its holder
     to something the fast allocate never grants)."""
-    if granted.holds_slot is not True or granted.reservation_id is not None:
+    agent_id, task_id = _id(granted.agent_id), _id(granted.task_id)
+    if granted.holds_slot is not True or granted.reservation_id is not None \
+            or agent_id is None or task_id is None:
         return None
     numbers = _numbers(granted.created_at, granted.cpu_cores, granted.memory_mb,
                        granted.disk_mb, granted.network_mbps)
     if numbers is None:
         return None
     created, cpu, memory, disk, network = numbers
-    return (f"'{_id(granted.agent_id)}', '{_id(granted.task_id)}', {created}, {cpu}, "
+    return (f"'{agent_id}', '{task_id}', {created}, {cpu}, "
             f"{memory}, {disk}, {network}, {int(granted.priority)}, "
             f"{'true' if granted.preemptable is True else 'false'}")

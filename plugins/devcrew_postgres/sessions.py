@@ -12,6 +12,7 @@ transaction instead (re-entrant: a nested batch joins the outer one).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,11 @@ Row = tuple[Any, ...]
 #: How often a call outside a batch is retried when PostgreSQL rolled it back to break a
 #: deadlock or a serialization conflict (the whole call was undone, so a retry is safe).
 RETRIES = 5
+
+#: Deadlock and serialization failure: a fast statement reports either (it changed
+#: nothing), but neither should ever happen to one (see sql/004_plain_fast_paths.sql).
+_NEVER_EXPECTED = frozenset({"40P01", "40001"})
+logger = logging.getLogger("devcrew.postgres")
 
 #: Taken by every batch and held until it commits, so batches run one at a time, as
 #: SQLite's BEGIN IMMEDIATE makes them: a batch locks agents in the order its caller
@@ -136,6 +142,12 @@ class Sessions:
             return count
         except psycopg2.Error as exc:
             if exc.pgcode in fallback:
+                if exc.pgcode in _NEVER_EXPECTED:
+                    # The fast statements' lock order should make these impossible:
+                    # say so rather than let the fallback hide a broken order.
+                    logger.warning("PostgreSQL %s: %s rolled back (%s); the general "
+                                   "function decides", pool.masked_url, statement.name,
+                                   exc.pgcode)
                 return -1
             raise pool.query_error(exc) from None
         finally:
