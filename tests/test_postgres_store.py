@@ -7,12 +7,13 @@ pooling, fork safety and batches.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import random
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -723,6 +724,35 @@ def test_infinite_amounts_take_the_general_functions(
     _assert_totals_equal_sums(postgres_server, schema)
 
 
+@contextlib.contextmanager
+def _while_agent_locked(server: PostgresServer, schema: str, agent_id: str,
+                        call: Callable[[], Any]) -> Iterator[tuple[Any, list[Any]]]:
+    """Lock the agent in another connection's transaction, start ``call`` in a thread
+    and wait until it waits for that lock; the block then changes things through the
+    yielded cursor, inside the lock holder's transaction, which commits when the block
+    ends. The list yielded receives ``call``'s result once it ran."""
+    holder = raw(server, schema)
+    results: list[Any] = []
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT devcrew_lock_agent(%s)", (agent_id,))
+            thread = threading.Thread(target=lambda: results.append(call()))
+            thread.start()
+            for _ in range(500):
+                if server.execute("SELECT count(*) FROM pg_locks "
+                                  "WHERE locktype = 'advisory' AND NOT granted")[0][0]:
+                    break
+                threading.Event().wait(0.01)
+            else:
+                pytest.fail("the call never waited for the agent's lock")
+            yield cur, results
+            cur.execute("COMMIT")
+        thread.join(timeout=30)
+    finally:
+        holder.close()
+
+
 def test_a_cancel_that_waited_while_its_reservation_moved_agent_cancels_nothing(
         store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
     """cancel_reservation reads the reservation's agent, then waits for that agent's
@@ -732,35 +762,16 @@ def test_a_cancel_that_waited_while_its_reservation_moved_agent_cancels_nothing(
     store.put_agent(_limited("two", 4, 4.0))
     assert store.reserve(Reservation(reservation_id="r1", agent_id="one", cpu_cores=1.0,
                                      expires_at=1e12), 1.0)
-    holder = raw(postgres_server, schema)
-    waiting_query = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                     "AND NOT granted")
-    try:
-        with holder.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("SELECT devcrew_lock_agent('one')")
-            results: list[bool] = []
-            cancel = threading.Thread(
-                target=lambda: results.append(store.cancel_reservation("r1")))
-            cancel.start()
-            for _ in range(500):  # until the cancel waits for agent one's lock
-                if postgres_server.execute(waiting_query)[0][0]:
-                    break
-                threading.Event().wait(0.01)
-            else:
-                pytest.fail("the cancel never waited for the agent's lock")
-            # While it waits: the reservation is cancelled and made again on agent two.
-            cur.execute("SELECT devcrew_cancel_reservation('r1')")
-            cur.execute(
-                "SELECT devcrew_reserve('r1', 'two', 2.0, 1e12, 2.0, 1.0, 0, 0, 0, %s::jsonb)",
-                (Reservation(reservation_id="r1", agent_id="two", cpu_cores=1.0,
-                             expires_at=1e12, created_at=2.0).model_dump_json(),))
-            assert cur.fetchone()[0] == "reserved"
-            cur.execute("COMMIT")
-        cancel.join(timeout=30)
-        assert results == [False]
-    finally:
-        holder.close()
+    with _while_agent_locked(postgres_server, schema, "one",
+                             lambda: store.cancel_reservation("r1")) as (cur, results):
+        # While it waits: the reservation is cancelled and made again on agent two.
+        cur.execute("SELECT devcrew_cancel_reservation('r1')")
+        cur.execute(
+            "SELECT devcrew_reserve('r1', 'two', 2.0, 1e12, 2.0, 1.0, 0, 0, 0, %s::jsonb)",
+            (Reservation(reservation_id="r1", agent_id="two", cpu_cores=1.0,
+                         expires_at=1e12, created_at=2.0).model_dump_json(),))
+        assert cur.fetchone()[0] == "reserved"
+    assert results == [False]
     kept = store.get_reservation("r1")
     assert kept is not None and kept.agent_id == "two"
     _assert_totals_equal_sums(postgres_server, schema)
@@ -771,29 +782,11 @@ def test_delete_agent_if_expired_keeps_an_agent_renewed_while_it_waited(
     """The check and the removal are one transaction under the agent's lock: a deadline
     moved by another connection while the removal waits for that lock keeps the agent."""
     store.put_agent(agent("ttl").model_copy(update={"expires_at": 100.0}))
-    holder = raw(postgres_server, schema)
-    waiting_query = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                     "AND NOT granted")
-    try:
-        with holder.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("SELECT devcrew_lock_agent('ttl')")
-            results: list[AgentRecord | None] = []
-            removal = threading.Thread(
-                target=lambda: results.append(store.delete_agent("ttl", expired_by=150.0)))
-            removal.start()
-            for _ in range(500):  # until the removal waits for the agent's lock
-                if postgres_server.execute(waiting_query)[0][0]:
-                    break
-                threading.Event().wait(0.01)
-            else:
-                pytest.fail("the removal never waited for the agent's lock")
-            cur.execute("UPDATE agents SET data = jsonb_set(data, '{expires_at}', '200') "
-                        "WHERE agent_id = 'ttl'")
-            cur.execute("COMMIT")
-        removal.join(timeout=30)
-        assert results == [None]
-    finally:
-        holder.close()
+    with _while_agent_locked(postgres_server, schema, "ttl",
+                             lambda: store.delete_agent("ttl", expired_by=150.0)) as (cur,
+                                                                                  results):
+        cur.execute("UPDATE agents SET data = jsonb_set(data, '{expires_at}', '200') "
+                    "WHERE agent_id = 'ttl'")
+    assert results == [None]
     kept = store.get_agent("ttl")
     assert kept is not None and kept.expires_at == 200.0
