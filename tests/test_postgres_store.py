@@ -782,9 +782,10 @@ def test_delete_agent_if_expired_keeps_an_agent_renewed_while_it_waited(
     """The check and the removal are one transaction under the agent's lock: a deadline
     moved by another connection while the removal waits for that lock keeps the agent."""
     store.put_agent(agent("ttl").model_copy(update={"expires_at": 100.0}))
-    with _while_agent_locked(postgres_server, schema, "ttl",
-                             lambda: store.delete_agent("ttl", expired_by=150.0)) as (cur,
-                                                                                  results):
+    def removal() -> AgentRecord | None:
+        return store.delete_agent("ttl", expired_by=150.0)
+
+    with _while_agent_locked(postgres_server, schema, "ttl", removal) as (cur, results):
         cur.execute("UPDATE agents SET data = jsonb_set(data, '{expires_at}', '200') "
                     "WHERE agent_id = 'ttl'")
     assert results == [None]
