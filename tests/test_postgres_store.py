@@ -791,3 +791,44 @@ def test_delete_agent_if_expired_keeps_an_agent_renewed_while_it_waited(
     assert results == [None]
     kept = store.get_agent("ttl")
     assert kept is not None and kept.expires_at == 200.0
+
+
+def test_allocating_onto_a_slot_this_store_saw_taken_skips_the_fast_statement(
+        store: PostgresStore, postgres_server: PostgresServer, schema: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine takes a task's slot, then allocates: the fast INSERT would fail on the
+    task's row (a wasted round trip and an ERROR in the server's log), so the store
+    goes to the general function at once for the slots it saw taken."""
+    tried: list[str] = []
+    fast = store._sessions.fast
+
+    def counting(statement: Any, arguments: str, fallback: frozenset[str]) -> int:
+        tried.append(statement.name)
+        return fast(statement, arguments, fallback)
+
+    monkeypatch.setattr(store._sessions, "fast", counting)
+    store.put_agent(_limited("a1", 6, 6.0))
+    assert store.acquire_slots("a1", ["t1", "t3"])[0].acquired
+    on_slot = store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=1.0), 1.0)
+    assert on_slot is not None and on_slot.holds_slot is False
+    assert tried == []
+    fresh = store.allocate(Allocation(agent_id="a1", task_id="t2", cpu_cores=1.0), 1.0)
+    assert fresh is not None and fresh.holds_slot is True
+    assert tried == ["devcrew_fast_allocate4"]
+    # A slot handed on: the new holder is known, the old one free again.
+    assert store.transfer_slots([("a1", "t3", "t4")]) == [True]
+    tried.clear()
+    assert store.allocate(Allocation(agent_id="a1", task_id="t4", cpu_cores=1.0),
+                          1.0) is not None
+    assert tried == []
+    assert store.allocate(Allocation(agent_id="a1", task_id="t3", cpu_cores=1.0),
+                          1.0) is not None
+    assert tried == ["devcrew_fast_allocate4"]
+    # Freed: the next allocate of the task may take the fast statement again.
+    assert store.release_allocation("a1", "t1") is not None
+    assert store.release_slots([("a1", "t1")]) == [True]
+    tried.clear()
+    assert store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=1.0),
+                          1.0) is not None
+    assert tried == ["devcrew_fast_allocate4"]
+    _assert_totals_equal_sums(postgres_server, schema)

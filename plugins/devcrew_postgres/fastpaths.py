@@ -138,3 +138,33 @@ def release_arguments(granted: Allocation) -> str | None:
     return (f"'{agent_id}', '{task_id}', {created}, {cpu}, "
             f"{memory}, {disk}, {network}, {int(granted.priority)}, "
             f"{'true' if granted.preemptable is True else 'false'}")
+
+
+#: Bound of a store's :class:`HeldSlots` (cleared when full: an entry only saves a trip).
+HELD_SLOTS_MAX = 8192
+
+
+class HeldSlots:
+    """The (agent, task) pairs this store saw take a load slot, until it sees the slot
+    freed or handed on. An allocate for one of them (the engine allocates after its task
+    took a slot) goes straight to the general function: the fast INSERT would fail on
+    the task's row, costing a round trip and an ERROR line in the server's log. A hint
+    only: a stale or missing entry (a slot another process took or freed) costs that
+    round trip, never a wrong answer. Safe across threads (single set operations, under
+    the GIL)."""
+
+    def __init__(self) -> None:
+        self._pairs: set[tuple[str, str]] = set()
+
+    def add(self, agent_id: str, task_id: str) -> None:
+        """Note that the task holds a slot on the agent."""
+        if len(self._pairs) >= HELD_SLOTS_MAX:
+            self._pairs.clear()
+        self._pairs.add((agent_id, task_id))
+
+    def discard(self, agent_id: str, task_id: str) -> None:
+        """Note that the task's slot on the agent is gone."""
+        self._pairs.discard((agent_id, task_id))
+
+    def __contains__(self, pair: object) -> bool:
+        return pair in self._pairs

@@ -54,6 +54,7 @@ from devcrew_postgres.fastpaths import (
     FALLBACK_STATES,
     FAST_ALLOCATE,
     FAST_RELEASE,
+    HeldSlots,
     allocate_arguments,
     release_arguments,
 )
@@ -195,6 +196,7 @@ class PostgresStore(Store):
         self.url = self._pool.masked_url
         self._sessions = Sessions(self._pool)
         self._granted = GrantedAllocations()
+        self._held = HeldSlots()
         try:
             with self._pool.connection() as conn:
                 migrate(conn, self.url)
@@ -320,6 +322,9 @@ class PostgresStore(Store):
             (agent_id, list(task_ids), time.time())))
         if any(row[3] is None for row in rows):
             raise NotFoundError(f"agent {agent_id!r} is not registered")
+        for task_id, row in zip(task_ids, rows, strict=True):
+            if row[0]:
+                self._held.add(agent_id, task_id)
         return [
             SlotResult(acquired=acquired, already_held=held, current_load=load,
                        max_concurrent_tasks=limit)
@@ -339,6 +344,8 @@ class PostgresStore(Store):
             validate_id(task_id, "task_id")
         agents = [agent_id for agent_id, _ in slots]
         tasks = [task_id for _, task_id in slots]
+        for agent_id, task_id in slots:
+            self._held.discard(agent_id, task_id)
         rows = self._sessions.run(lambda tx: tx.query(
             "SELECT devcrew_release_slots(%s::text[], %s::text[])", (agents, tasks)))
         return [bool(freed) for freed in rows[0][0]]
@@ -355,7 +362,12 @@ class PostgresStore(Store):
         columns = [list(column) for column in zip(*moves, strict=True)]
         rows = self._sessions.run(lambda tx: tx.query(
             "SELECT devcrew_transfer_slots(%s::text[], %s::text[], %s::text[])", columns))
-        return [bool(moved) for moved in rows[0][0]]
+        done = [bool(moved) for moved in rows[0][0]]
+        for (agent_id, from_task, to_task), moved in zip(moves, done, strict=True):
+            self._held.discard(agent_id, from_task)
+            if moved:
+                self._held.add(agent_id, to_task)
+        return done
 
     # -- delegations -----------------------------------------------------------------------
     def delegate(self, record: DelegationRecord,
@@ -372,6 +384,8 @@ class PostgresStore(Store):
             raise already_delegated(record.task_id, active_agent)
         if limit is None:
             raise NotFoundError(f"agent {record.agent_id!r} is not registered")
+        if acquired:
+            self._held.add(record.agent_id, record.task_id)
         return SlotResult(acquired=acquired, already_held=held, current_load=load,
                           max_concurrent_tasks=limit)
 
@@ -384,6 +398,7 @@ class PostgresStore(Store):
         validate_id(task_id, "task_id")
         patch = json.dumps({"status": DelegationStatus.COMPLETED.value,
                             "completed_at": completed_at})
+        self._held.discard(agent_id, task_id)
         rows = self._sessions.run(lambda tx: tx.query(
             "SELECT o_data, o_completed_now FROM devcrew_complete_delegation("
             "%s, %s, %s::jsonb, %s, %s, %s, %s::jsonb)",
@@ -431,15 +446,17 @@ class PostgresStore(Store):
         validate_id(agent_id, "agent_id")
         validate_id(task_id, "task_id")
         sessions = self._sessions
-        if allocation.reservation_id is None and not sessions.in_batch():
+        if allocation.reservation_id is None and (agent_id, task_id) not in self._held \
+                and not sessions.in_batch():
             arguments = allocate_arguments(allocation, now)
             if arguments is not None and sessions.fast(
                     FAST_ALLOCATE, arguments, FALLBACK_STATES) == 1:
                 stored = holding_slot(allocation, True)
                 self._granted.remember(stored)
                 return stored
-        # Nothing was written: the task has a row here, or the agent has reservations,
-        # is full, or is unknown. The general function decides with the agent locked.
+        # Nothing was written: the task has a row here (its slot, see HeldSlots), or the
+        # agent has reservations, is full, or is unknown. The general function decides
+        # with the agent locked.
         return self._allocate(allocation, (), now)
 
     def preempt_and_allocate(self, allocation: Allocation, victims: Sequence[str],
