@@ -24,8 +24,9 @@
 --   that has a row already (it holds its slot, or an allocation) makes the INSERT fail
 --   with unique_violation and the whole statement roll back; the store then calls
 --   devcrew_allocate (and skips this statement for the slots it saw taken: the engine
---   allocates after its task took a slot). No row inserted and no error: it did not fit (or the agent is
---   unknown), and the store asks devcrew_allocate, which decides with the agent locked.
+--   allocates after its task took a slot). No row inserted and no error: it did not
+--   fit (or the agent is unknown), and the store asks devcrew_allocate, which decides
+--   with the agent locked.
 -- * Fast release (FAST_RELEASE): only for an allocation the store itself granted by the
 --   fast allocate (it knows its fields): subtract them from the totals, then delete the
 --   row only if it still holds exactly those fields and a slot the allocation took
