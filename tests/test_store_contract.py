@@ -119,6 +119,29 @@ def test_delete_agent_if_expired_keeps_an_agent_a_heartbeat_renewed(store: Store
     assert store.get_agent("ttl") is None
 
 
+def test_limits_are_exact_and_a_release_answers_with_what_was_stored(store: Store) -> None:
+    """0.1 + 0.2 fills a 0.3 limit (float sums within the tolerance, or exact ones);
+    an existing allocation is unchanged by a second allocate; the object allocate
+    returned is the caller's: changing it changes neither what is stored nor what the
+    release answers."""
+    store.put_agent(agent(max_tasks=5, limits=ResourceLimits(cpu_cores=0.3, memory_mb=100)))
+    now = 1000.0
+    granted = {task: store.allocate(Allocation(agent_id="a1", task_id=task, cpu_cores=cpu),
+                                    now)
+               for task, cpu in (("t1", 0.1), ("t2", 0.2))}
+    assert None not in granted.values()
+    assert store.allocate(Allocation(agent_id="a1", task_id="t3", cpu_cores=1e-6),
+                          now) is None
+    again = store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=0.2), now)
+    assert again is not None and again.cpu_cores == 0.1, "existing allocation unchanged"
+    first = granted["t1"]
+    assert first is not None
+    first.cpu_cores = 0.05
+    gone = store.release_allocation("a1", "t1")
+    assert gone is not None and gone.cpu_cores == 0.1 and gone is not first
+    assert store.release_allocation("a1", "t1") is None
+
+
 def test_release_answers_for_the_ids_asked_when_the_granted_object_changed(
         store: Store) -> None:
     """The allocation allocate returned is the caller's object: changing its agent must
