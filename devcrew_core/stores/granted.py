@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devcrew_core.models.resources import Priority
 from devcrew_core.stores.records import Allocation
 
 #: Bound of a store's granted allocations (cleared when full: an entry only saves a read).
@@ -36,6 +37,24 @@ def trusted_allocation(values: dict[str, Any], fields_set: set[str]) -> Allocati
     _set_attribute(model, "__pydantic_extra__", None)
     _set_attribute(model, "__pydantic_private__", None)
     return model
+
+
+_PRIORITIES = {int(p): p for p in Priority}
+_ALLOCATION_FIELDS = tuple(Allocation.model_fields)
+
+
+def stored_allocation(agent_id: str, task_id: str, created_at: float, cpu_cores: float,
+                      memory_mb: float, disk_mb: float, network_mbps: float, priority: int,
+                      preemptable: object, reservation_id: str | None,
+                      holds_slot: object) -> Allocation:
+    """The allocation a store row holds (its priority as stored, an integer; the flags
+    as the backend gives them back), built with :func:`trusted_allocation`."""
+    return trusted_allocation({
+        "cpu_cores": cpu_cores, "memory_mb": memory_mb, "disk_mb": disk_mb,
+        "network_mbps": network_mbps, "agent_id": agent_id, "task_id": task_id,
+        "priority": _PRIORITIES[priority], "preemptable": bool(preemptable),
+        "reservation_id": reservation_id, "created_at": created_at,
+        "holds_slot": bool(holds_slot)}, set(_ALLOCATION_FIELDS))
 
 
 def holding_slot(allocation: Allocation, holds_slot: bool) -> Allocation:

@@ -25,7 +25,6 @@ from urllib.parse import parse_qs, urlsplit
 from devcrew_core.errors import ConfigError, NotFoundError, StoreError
 from devcrew_core.forks import generation
 from devcrew_core.ids import validate_id, validate_optional_id
-from devcrew_core.models.resources import Priority
 from devcrew_core.stores.base import (
     AGENT_MUTABLE_FIELDS,
     HANDOFF_MUTABLE_FIELDS,
@@ -36,7 +35,7 @@ from devcrew_core.stores.base import (
     ceiling,
 )
 from devcrew_core.stores.filters import where_clause
-from devcrew_core.stores.granted import GrantedAllocations, holding_slot, trusted_allocation
+from devcrew_core.stores.granted import GrantedAllocations, holding_slot, stored_allocation
 from devcrew_core.stores.records import (
     AgentRecord,
     Allocation,
@@ -153,19 +152,11 @@ _WRITE_ALLOCATION = (
     "WHERE agent_id = ? AND task_id = ?"
 )
 
-_PRIORITIES = {int(p): p for p in Priority}
-_ALLOCATION_FIELDS = tuple(Allocation.model_fields)
-
-
 def _allocation_from(agent_id: str, task_id: str, row: Sequence[Any]) -> Allocation:
     """The allocation stored in a task row (``row``: :data:`_ALLOCATION_COLUMNS`)."""
     created_at, cpu, memory, disk, network, priority, preemptable, reservation_id, holds = row
-    return trusted_allocation({"cpu_cores": cpu, "memory_mb": memory, "disk_mb": disk,
-                               "network_mbps": network, "agent_id": agent_id,
-                               "task_id": task_id, "priority": _PRIORITIES[priority],
-                               "preemptable": bool(preemptable),
-                               "reservation_id": reservation_id, "created_at": created_at,
-                               "holds_slot": bool(holds)}, set(_ALLOCATION_FIELDS))
+    return stored_allocation(agent_id, task_id, created_at, cpu, memory, disk, network,
+                             priority, preemptable, reservation_id, holds)
 
 
 def migrations() -> list[tuple[int, str]]:

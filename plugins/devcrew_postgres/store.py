@@ -23,7 +23,6 @@ from pydantic import BaseModel
 
 from devcrew_core.errors import NotFoundError, StoreError
 from devcrew_core.ids import validate_id, validate_optional_id
-from devcrew_core.models.resources import Priority
 from devcrew_core.stores.base import (
     AGENT_MUTABLE_FIELDS,
     HANDOFF_MUTABLE_FIELDS,
@@ -33,7 +32,7 @@ from devcrew_core.stores.base import (
     apply_changes,
 )
 from devcrew_core.stores.filters import where_clause
-from devcrew_core.stores.granted import GrantedAllocations, holding_slot, trusted_allocation
+from devcrew_core.stores.granted import GrantedAllocations, holding_slot, stored_allocation
 from devcrew_core.stores.records import (
     AgentRecord,
     Allocation,
@@ -133,10 +132,6 @@ _PUBLISH_EVENTS = (
 )
 
 
-_PRIORITIES = {int(p): p for p in Priority}
-_ALLOCATION_FIELDS = tuple(Allocation.model_fields)
-
-
 def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
     return where_clause(filters, "%s")
 
@@ -162,11 +157,8 @@ def _allocation(row: Sequence[Any], agent_id: str, task_id: str) -> Allocation:
     values were validated when they were stored, so the model is built without
     re-validating them."""
     holds, created, cpu, memory, disk, network, priority, preemptable, reservation = row[:9]
-    return trusted_allocation({
-        "cpu_cores": cpu, "memory_mb": memory, "disk_mb": disk, "network_mbps": network,
-        "agent_id": agent_id, "task_id": task_id, "priority": _PRIORITIES[priority],
-        "preemptable": preemptable, "reservation_id": reservation, "created_at": created,
-        "holds_slot": holds}, set(_ALLOCATION_FIELDS))
+    return stored_allocation(agent_id, task_id, created, cpu, memory, disk, network,
+                             priority, preemptable, reservation, holds)
 
 
 def _agent(data: str, load: int, tasks: list[str] | None = None) -> AgentRecord:
