@@ -21,10 +21,10 @@ def _allocation(**changes: object) -> Allocation:
 
 
 def test_arguments_are_the_fields_as_sql_literals() -> None:
-    assert allocate_arguments(_allocation(), 12.5) == (
-        "'a-1', 't.1', 12.5, 1.5, 1e-05, 0.0, 2.0, 1700000000.25, 3, false")
-    assert release_arguments(_allocation()) == (
-        "'a-1', 't.1', 1700000000.25, 1.5, 1e-05, 0.0, 2.0, 3, false")
+    release = "'a-1', 't.1', 1700000000.25, 1.5, 1e-05, 0.0, 2.0, 3, false"
+    assert allocate_arguments(_allocation(), 12.5) == (f"{release}, 12.5", release)
+    assert allocate_arguments(_allocation(), 12) == (f"{release}, 12.0", release)
+    assert release_arguments(_allocation()) == release
 
 
 class _Float(float):
@@ -69,7 +69,5 @@ def test_a_str_subclass_id_is_never_written(field: str) -> None:
 @pytest.mark.parametrize("field", ["agent_id", "task_id"])
 def test_an_id_outside_the_alphabet_is_never_written(field: str) -> None:
     bad = _allocation(**{field: "x'; DROP TABLE holdings; --"})
-    with pytest.raises(ValueError, match="not an ID"):
-        allocate_arguments(bad, 1.0)
-    with pytest.raises(ValueError, match="not an ID"):
-        release_arguments(bad)
+    assert allocate_arguments(bad, 1.0) is None
+    assert release_arguments(bad) is None

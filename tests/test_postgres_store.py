@@ -39,6 +39,7 @@ from devcrew_core.stores.records import (
     Reservation,
     RunRecord,
 )
+from devcrew_postgres.fastpaths import FAST_ALLOCATE
 from devcrew_postgres.migrations import migrations
 from devcrew_postgres.store import PostgresStore
 
@@ -425,10 +426,10 @@ def _usage(server: PostgresServer, schema: str, agent_id: str) -> tuple[Any, ...
     """The agent's totals beside the sums of its rows (slots and allocations)."""
     rows = server.execute(
         f"SELECT t.load, t.alloc_cpu, t.alloc_memory, "
-        f"(SELECT count(h.slot_at) FROM {schema}.holdings h WHERE h.agent_id = t.agent_id), "
-        f"(SELECT coalesce(sum(cpu_cores), 0) FROM {schema}.holdings h "
+        f"(SELECT count(h.slot_at) FROM {schema}.all_holdings h WHERE h.agent_id = t.agent_id), "
+        f"(SELECT coalesce(sum(cpu_cores), 0) FROM {schema}.all_holdings h "
         f" WHERE h.agent_id = t.agent_id), "
-        f"(SELECT coalesce(sum(memory_mb), 0) FROM {schema}.holdings h "
+        f"(SELECT coalesce(sum(memory_mb), 0) FROM {schema}.all_holdings h "
         f" WHERE h.agent_id = t.agent_id) "
         f"FROM {schema}.agent_totals t WHERE t.agent_id = %s", (agent_id,))
     return tuple(rows[0])
@@ -474,16 +475,16 @@ def _totals_and_sums(server: PostgresServer, schema: str) -> list[tuple[Any, ...
     return server.execute(
         f"SELECT t.agent_id, t.load, t.allocations, t.alloc_cpu, t.alloc_memory, "
         f"t.alloc_disk, t.alloc_network, t.resv_cpu, t.resv_memory, "
-        f"(SELECT count(h.slot_at) FROM {schema}.holdings h WHERE h.agent_id = t.agent_id), "
-        f"(SELECT count(h.created_at) FROM {schema}.holdings h "
+        f"(SELECT count(h.slot_at) FROM {schema}.all_holdings h WHERE h.agent_id = t.agent_id), "
+        f"(SELECT count(h.created_at) FROM {schema}.all_holdings h "
         f" WHERE h.agent_id = t.agent_id), "
-        f"(SELECT coalesce(sum(h.cpu_cores), 0) FROM {schema}.holdings h "
+        f"(SELECT coalesce(sum(h.cpu_cores), 0) FROM {schema}.all_holdings h "
         f" WHERE h.agent_id = t.agent_id), "
-        f"(SELECT coalesce(sum(h.memory_mb), 0) FROM {schema}.holdings h "
+        f"(SELECT coalesce(sum(h.memory_mb), 0) FROM {schema}.all_holdings h "
         f" WHERE h.agent_id = t.agent_id), "
-        f"(SELECT coalesce(sum(h.disk_mb), 0) FROM {schema}.holdings h "
+        f"(SELECT coalesce(sum(h.disk_mb), 0) FROM {schema}.all_holdings h "
         f" WHERE h.agent_id = t.agent_id), "
-        f"(SELECT coalesce(sum(h.network_mbps), 0) FROM {schema}.holdings h "
+        f"(SELECT coalesce(sum(h.network_mbps), 0) FROM {schema}.all_holdings h "
         f" WHERE h.agent_id = t.agent_id), "
         f"(SELECT coalesce(sum(r.cpu_cores), 0) FROM {schema}.reservations r "
         f" WHERE r.agent_id = t.agent_id AND r.counted), "
@@ -602,7 +603,7 @@ def test_totals_equal_the_sums_after_random_operations(
         assert record is not None
         assert record.current_load == len(record.running_tasks)
     assert len(store.list_allocations()) == postgres_server.execute(
-        f"SELECT count(created_at) FROM {schema}.holdings")[0][0]
+        f"SELECT count(created_at) FROM {schema}.all_holdings")[0][0]
 
 
 def test_fast_paths_racing_general_calls_on_shared_tasks_keep_the_totals(
@@ -735,8 +736,8 @@ def _while_agent_locked(server: PostgresServer, schema: str, agent_id: str,
             thread = threading.Thread(target=lambda: results.append(call()))
             thread.start()
             for _ in range(500):
-                if server.execute("SELECT count(*) FROM pg_locks "
-                                  "WHERE locktype = 'advisory' AND NOT granted")[0][0]:
+                # The agent's advisory lock, or (a fast statement) its totals row.
+                if server.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")[0][0]:
                     break
                 threading.Event().wait(0.01)
             else:
@@ -788,12 +789,56 @@ def test_delete_agent_if_expired_keeps_an_agent_renewed_while_it_waited(
     assert kept is not None and kept.expires_at == 200.0
 
 
+def test_a_fast_allocate_that_waited_while_its_task_took_a_slot_takes_no_second_one(
+        store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
+    """The fast allocate checks that the task has no `holdings` row with its snapshot,
+    which predates a slot committed while it waited for the totals row: the general
+    call that took the slot changed `settled`, so the statement gives up and the
+    general function allocates onto the slot (one slot, not two)."""
+    store.put_agent(_limited("hot", 4, 4.0))
+
+    def allocate() -> Allocation | None:
+        return store.allocate(Allocation(agent_id="hot", task_id="x", cpu_cores=1.0), 1.0)
+
+    with _while_agent_locked(postgres_server, schema, "hot", allocate) as (cur, results):
+        cur.execute("SELECT * FROM devcrew_acquire_slots('hot', ARRAY['x'], 1.0)")
+        assert cur.fetchone()[0] is True
+    [got] = results
+    assert got is not None and got.holds_slot is False  # onto the slot x took
+    agent_now = store.get_agent("hot")
+    assert agent_now is not None
+    assert (agent_now.current_load, agent_now.running_tasks) == (1, ["x"])
+    assert postgres_server.execute(
+        f"SELECT count(*) FROM {schema}.all_holdings WHERE task_id = 'x'")[0][0] == 1
+    _assert_totals_equal_sums(postgres_server, schema)
+
+
+def test_a_fast_release_that_waited_while_its_allocation_was_settled_still_releases_it(
+        store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
+    """A general call moved the fast allocation into `holdings` while the fast release
+    waited: the release updates nothing, the general function releases the row, and
+    the caller still gets the allocation the store granted."""
+    store.put_agent(_limited("hot", 4, 4.0))
+    granted = store.allocate(Allocation(agent_id="hot", task_id="x", cpu_cores=1.0), 1.0)
+    assert granted is not None
+    assert postgres_server.execute(
+        f"SELECT quick ? 'x' FROM {schema}.agent_totals WHERE agent_id = 'hot'")[0][0]
+    with _while_agent_locked(postgres_server, schema, "hot",
+                             lambda: store.release_allocation("hot", "x")) as (_, results):
+        pass  # locking the agent settled it
+    assert results == [granted] and results[0] is granted
+    assert store.list_allocations("hot") == []
+    agent_now = store.get_agent("hot")
+    assert agent_now is not None and agent_now.current_load == 0
+    _assert_totals_equal_sums(postgres_server, schema)
+
+
 def test_allocating_onto_a_slot_this_store_saw_taken_skips_the_fast_statement(
         store: PostgresStore, postgres_server: PostgresServer, schema: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine takes a task's slot, then allocates: the fast INSERT would fail on the
-    task's row (a wasted round trip and an ERROR in the server's log), so the store
-    goes to the general function at once for the slots it saw taken."""
+    """The engine takes a task's slot, then allocates: the fast statement would find the
+    task's row and update nothing (a wasted round trip), so the store goes to the
+    general function at once for the slots it saw taken."""
     tried: list[str] = []
     fast = store._sessions.fast
 
@@ -809,7 +854,7 @@ def test_allocating_onto_a_slot_this_store_saw_taken_skips_the_fast_statement(
     assert tried == []
     fresh = store.allocate(Allocation(agent_id="a1", task_id="t2", cpu_cores=1.0), 1.0)
     assert fresh is not None and fresh.holds_slot is True
-    assert tried == ["devcrew_fast_allocate4"]
+    assert tried == [FAST_ALLOCATE.name]
     # A slot handed on: the new holder is known, the old one free again.
     assert store.transfer_slots([("a1", "t3", "t4")]) == [True]
     tried.clear()
@@ -818,12 +863,12 @@ def test_allocating_onto_a_slot_this_store_saw_taken_skips_the_fast_statement(
     assert tried == []
     assert store.allocate(Allocation(agent_id="a1", task_id="t3", cpu_cores=1.0),
                           1.0) is not None
-    assert tried == ["devcrew_fast_allocate4"]
+    assert tried == [FAST_ALLOCATE.name]
     # Freed: the next allocate of the task may take the fast statement again.
     assert store.release_allocation("a1", "t1") is not None
     assert store.release_slots([("a1", "t1")]) == [True]
     tried.clear()
     assert store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=1.0),
                           1.0) is not None
-    assert tried == ["devcrew_fast_allocate4"]
+    assert tried == [FAST_ALLOCATE.name]
     _assert_totals_equal_sums(postgres_server, schema)

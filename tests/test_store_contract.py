@@ -157,6 +157,21 @@ def test_release_answers_for_the_ids_asked_when_the_granted_object_changed(
     assert [(a.agent_id, a.task_id) for a in store.list_allocations()] == [("a2", "t1")]
 
 
+@pytest.mark.parametrize("field", ["agent_id", "task_id"])
+def test_allocate_of_an_unvalidated_allocation_with_a_bad_id_stores_nothing(
+        store: Store, field: str) -> None:
+    """An Allocation built without validation (model_construct) with an ID outside the
+    alphabet is refused by name before anything is written."""
+    store.put_agent(agent())
+    values: dict[str, object] = {"agent_id": "a1", "task_id": "t1", "cpu_cores": 1.0,
+                                 "created_at": 1.0, field: "x'; --"}
+    with pytest.raises(DefinitionError, match=field):
+        store.allocate(Allocation.model_construct(**values), 5.0)
+    assert store.list_allocations() == []
+    got = store.get_agent("a1")
+    assert got is not None and got.current_load == 0
+
+
 def test_slots_respect_max_concurrent_tasks(store: Store) -> None:
     store.put_agent(agent(max_tasks=2))
     first = store.acquire_slot("a1", "t1")

@@ -68,21 +68,37 @@ class GrantedAllocations:
     """The allocations a store granted through its fast path, by (agent, task), until
     their release. Safe across threads (single dict operations, under the GIL); an entry
     is a hint only, checked against the stored row before it is trusted, so a stale one
-    (released elsewhere, another process) costs a fallback, never a wrong answer."""
+    (released elsewhere, another process) costs a fallback, never a wrong answer.
+
+    A store may keep a note with an allocation (what it wrote down for the release,
+    say): :meth:`take_noted` gives it back only while the allocation's fields are still
+    those it was written from (the object is the caller's, who may change it)."""
 
     def __init__(self) -> None:
-        self._by_key: dict[tuple[str, str], Allocation] = {}
+        self._by_key: dict[tuple[str, str],
+                           tuple[Allocation, dict[str, Any] | None, str | None]] = {}
 
-    def remember(self, allocation: Allocation) -> None:
-        """Keep ``allocation`` for its release."""
+    def remember(self, allocation: Allocation, note: str | None = None) -> None:
+        """Keep ``allocation`` (and ``note``) for its release."""
         if len(self._by_key) >= GRANTED_MAX:
             self._by_key.clear()
-        self._by_key[allocation.agent_id, allocation.task_id] = allocation
+        fields = None if note is None else allocation.__dict__.copy()
+        self._by_key[allocation.agent_id, allocation.task_id] = (allocation, fields, note)
 
     def take(self, agent_id: str, task_id: str) -> Allocation | None:
         """The allocation granted for (agent, task), forgotten; None if there is none,
         or if its holder has since changed its IDs (the object is the caller's too)."""
-        granted = self._by_key.pop((agent_id, task_id), None)
-        if granted is None or granted.agent_id != agent_id or granted.task_id != task_id:
+        noted = self.take_noted(agent_id, task_id)
+        return None if noted is None else noted[0]
+
+    def take_noted(self, agent_id: str, task_id: str
+                   ) -> tuple[Allocation, str | None] | None:
+        """:meth:`take`, with the note kept with the allocation: None when there was
+        none, or when a field of the allocation has changed since."""
+        entry = self._by_key.pop((agent_id, task_id), None)
+        if entry is None:
             return None
-        return granted
+        granted, fields, note = entry
+        if granted.agent_id != agent_id or granted.task_id != task_id:
+            return None
+        return granted, (note if fields is not None and granted.__dict__ == fields else None)

@@ -280,6 +280,8 @@ class MemoryStore(Store):
 
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
         """Record an allocation (and take its slot) if it fits."""
+        validate_id(allocation.agent_id, "agent_id")
+        validate_id(allocation.task_id, "task_id")
         with self._lock:
             return self._allocate(allocation, now, victims=())
 

@@ -649,6 +649,7 @@ class SQLiteStore(Store):
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
         """Check capacity, take the slot and record the allocation atomically: one
         statement in the common case (see ``_ALLOCATE``), else one write transaction."""
+        validate_id(allocation.agent_id, "agent_id")
         validate_id(allocation.task_id, "task_id")
         try:
             taken = self._cursor.execute(_ALLOCATE, (

@@ -1,15 +1,17 @@
-"""The one-statement fast paths of allocate and release (schema version 4).
+"""The one-statement fast paths of allocate and release (schema version 5).
 
-Each is a plain prepared statement that locks the agent's totals row first (its UPDATE,
-in a ``WITH``) and then inserts or deletes the task's row; ``sql/004_plain_fast_paths.sql``
-explains the locking, and when the store falls back to the general PL/pgSQL functions:
+Each is one prepared UPDATE of the agent's totals row, which holds the allocations the
+fast allocate granted in its ``quick`` column until another call locks the agent;
+``sql/005_quick_allocations.sql`` explains why and how the other calls see them:
 
-* :data:`FAST_ALLOCATE` inserts nothing when the allocation does not fit, the agent has
-  reservations to look at, or is unknown (row count 0); a task that has a row already
-  makes it fail with ``unique_violation`` (everything rolled back).
+* :data:`FAST_ALLOCATE` adds the allocation to the totals and to ``quick`` when it
+  fits, the agent has no reservation to look at, and the task holds nothing on the
+  agent; otherwise (or for an unknown agent) it updates nothing (row count 0).
 * :data:`FAST_RELEASE` releases an allocation this store granted, given all its fields:
-  it fails with SQLSTATE ``DC001`` (everything rolled back) unless the task's row still
-  holds exactly those fields and the slot the allocation took.
+  it updates nothing (row count 0) unless the task's entry in ``quick`` is exactly that
+  allocation.
+
+A row count of 0 changes nothing, and the store calls the general PL/pgSQL function.
 
 The statements' arguments are written into the ``EXECUTE`` as literals by
 :func:`allocate_arguments` and :func:`release_arguments` rather than interpolated by
@@ -32,49 +34,47 @@ from devcrew_core.stores.records import Allocation
 from devcrew_postgres.sessions import Prepared
 
 #: SQLSTATEs after which a fast statement changed nothing and the general function
-#: decides: the task has a row already, the row is not the granted allocation, and
-#: (never expected: every fast statement locks the totals row first) a deadlock.
-FALLBACK_STATES = frozenset({"23505", "DC001", "40P01", "40001"})
+#: decides: a deadlock or a serialization failure, never expected (a fast statement
+#: locks one row).
+FALLBACK_STATES = frozenset({"40P01", "40001"})
 
+#: The arguments of both statements start alike (agent, task, then the task's entry in
+#: ``quick``: created_at, the four amounts, priority, preemptable), so the release's are
+#: a prefix of the allocate's; the allocate adds ``now`` ($10), the slot's time, which
+#: ends the entry.
 FAST_ALLOCATE = Prepared(
-    "devcrew_fast_allocate4",
-    ("text", "text", "float8", "numeric", "numeric", "numeric", "numeric", "float8",
-     "integer", "boolean"),
-    "WITH totals AS ("
-    " UPDATE agent_totals SET load = load + 1, allocations = allocations + 1,"
-    "  alloc_cpu = alloc_cpu + $4, alloc_memory = alloc_memory + $5,"
-    "  alloc_disk = alloc_disk + $6, alloc_network = alloc_network + $7"
-    " WHERE agent_id = $1 AND load < max_tasks"
-    "  AND $3 >= resv_swept_at AND (resv_next_expiry IS NULL OR resv_next_expiry > $3)"
-    "  AND (limit_cpu IS NULL OR alloc_cpu + resv_cpu + $4 <= limit_cpu + 1e-9)"
-    "  AND (limit_memory IS NULL OR alloc_memory + resv_memory + $5 <= limit_memory + 1e-9)"
-    "  AND (limit_disk IS NULL OR alloc_disk + resv_disk + $6 <= limit_disk + 1e-9)"
-    "  AND (limit_network IS NULL"
-    "       OR alloc_network + resv_network + $7 <= limit_network + 1e-9)"
-    " RETURNING 1) "
-    "INSERT INTO holdings (agent_id, task_id, slot_at, created_at, cpu_cores, memory_mb,"
-    " disk_mb, network_mbps, priority, preemptable, holds_slot) "
-    "SELECT $1, $2, $3, $8, $4, $5, $6, $7, $9, $10, true FROM totals",
+    "devcrew_fast_allocate5",
+    ("text", "text", "float8", "numeric", "numeric", "numeric", "numeric", "integer",
+     "boolean", "float8"),
+    "UPDATE agent_totals SET load = load + 1, allocations = allocations + 1,"
+    " alloc_cpu = alloc_cpu + $4, alloc_memory = alloc_memory + $5,"
+    " alloc_disk = alloc_disk + $6, alloc_network = alloc_network + $7,"
+    " quick = quick || jsonb_build_object($2::text,"
+    "  jsonb_build_array($3, $4, $5, $6, $7, $8, $9, $10)) "
+    "WHERE agent_id = $1 AND load < max_tasks"
+    " AND $10 >= resv_swept_at AND (resv_next_expiry IS NULL OR resv_next_expiry > $10)"
+    " AND (limit_cpu IS NULL OR alloc_cpu + resv_cpu + $4 <= limit_cpu + 1e-9)"
+    " AND (limit_memory IS NULL OR alloc_memory + resv_memory + $5 <= limit_memory + 1e-9)"
+    " AND (limit_disk IS NULL OR alloc_disk + resv_disk + $6 <= limit_disk + 1e-9)"
+    " AND (limit_network IS NULL"
+    "      OR alloc_network + resv_network + $7 <= limit_network + 1e-9)"
+    " AND NOT quick ? $2"
+    # Read with the statement's snapshot (see sql/005_quick_allocations.sql): the task
+    # has no row, and no general call locked the agent since that snapshot.
+    " AND settled = (SELECT s.settled FROM agent_totals s WHERE s.agent_id = $1"
+    "   AND NOT EXISTS (SELECT FROM holdings h WHERE h.agent_id = $1 AND h.task_id = $2))",
 )
 
 FAST_RELEASE = Prepared(
-    "devcrew_fast_release4",
+    "devcrew_fast_release5",
     ("text", "text", "float8", "numeric", "numeric", "numeric", "numeric", "integer",
      "boolean"),
-    "WITH totals AS ("
-    " UPDATE agent_totals SET load = load - 1, allocations = allocations - 1,"
-    "  alloc_cpu = alloc_cpu - $4, alloc_memory = alloc_memory - $5,"
-    "  alloc_disk = alloc_disk - $6, alloc_network = alloc_network - $7"
-    " WHERE agent_id = $1 RETURNING 1), "
-    "gone AS ("
-    " DELETE FROM holdings h USING totals"
-    " WHERE h.agent_id = $1 AND h.task_id = $2 AND h.created_at = $3"
-    "  AND h.slot_at IS NOT NULL AND h.holds_slot AND h.reservation_id IS NULL"
-    "  AND h.cpu_cores = $4 AND h.memory_mb = $5 AND h.disk_mb = $6"
-    "  AND h.network_mbps = $7 AND h.priority = $8 AND h.preemptable = $9"
-    " RETURNING 1) "
-    "SELECT CASE WHEN count(*) = 1 THEN true ELSE devcrew_fast_path_mismatch() END "
-    "FROM gone",
+    "UPDATE agent_totals SET load = load - 1, allocations = allocations - 1,"
+    " alloc_cpu = alloc_cpu - $4, alloc_memory = alloc_memory - $5,"
+    " alloc_disk = alloc_disk - $6, alloc_network = alloc_network - $7,"
+    " quick = quick - $2::text "
+    "WHERE agent_id = $1"
+    " AND (quick -> $2::text) - 7 = jsonb_build_array($3, $4, $5, $6, $7, $8, $9)",
 )
 
 _finite = math.isfinite
@@ -82,13 +82,11 @@ _number = float.__repr__
 
 
 def _id(value: str) -> str | None:
-    """``value`` if it can be written into a statement as it is, else None. Exactly
-    ``str`` (a subclass could format itself as anything) and an ID (the store validated
-    it already; checked again because it is written into the statement)."""
-    if type(value) is not str:
+    """``value`` if it can be written into a statement as it is, else None: exactly
+    ``str`` (a subclass could format itself as anything) and an ID. (The store checks
+    IDs with ``validate_id`` when this says no, for its error message.)"""
+    if type(value) is not str or ID_PATTERN.fullmatch(value) is None:
         return None
-    if ID_PATTERN.fullmatch(value) is None:
-        raise ValueError(f"not an ID: {value!r}")
     return value
 
 
@@ -104,21 +102,31 @@ def _numbers(*values: object) -> list[str] | None:
     return written
 
 
-def allocate_arguments(allocation: Allocation, now: float) -> str | None:
-    """The arguments of :data:`FAST_ALLOCATE` for ``allocation`` at ``now``, or None when
-    it is not for the fast path (a reservation to redeem, an amount or time that is not
-    a finite float)."""
+def _release_arguments(allocation: Allocation) -> str | None:
+    """What both statements' arguments start with (:data:`FAST_RELEASE`'s), or None."""
     agent_id, task_id = _id(allocation.agent_id), _id(allocation.task_id)
     if allocation.reservation_id is not None or agent_id is None or task_id is None:
         return None
-    numbers = _numbers(float(now), allocation.cpu_cores, allocation.memory_mb,
-                       allocation.disk_mb, allocation.network_mbps, allocation.created_at)
+    numbers = _numbers(allocation.created_at, allocation.cpu_cores, allocation.memory_mb,
+                       allocation.disk_mb, allocation.network_mbps)
     if numbers is None:
         return None
-    at, cpu, memory, disk, network, created = numbers
-    return (f"'{agent_id}', '{task_id}', {at}, {cpu}, "
-            f"{memory}, {disk}, {network}, {created}, {int(allocation.priority)}, "
-            f"{'true' if allocation.preemptable is True else 'false'}")
+    created, cpu, memory, disk, network = numbers
+    return (f"'{agent_id}', '{task_id}', {created}, {cpu}, {memory}, {disk}, {network}, "
+            f"{int(allocation.priority)}, {'true' if allocation.preemptable is True else 'false'}")
+
+
+def allocate_arguments(allocation: Allocation, now: float) -> tuple[str, str] | None:
+    """The arguments of :data:`FAST_ALLOCATE` for ``allocation`` at ``now``, and those of
+    :data:`FAST_RELEASE` for the allocation it grants; None when it is not for the fast
+    path (a reservation to redeem, an ID that is not exactly a ``str`` ID, an amount or
+    time that is not a finite float)."""
+    release = _release_arguments(allocation)
+    if type(now) is int:
+        now = float(now)
+    if release is None or type(now) is not float or not _finite(now):
+        return None
+    return f"{release}, {_number(now)}", release
 
 
 def release_arguments(granted: Allocation) -> str | None:
@@ -126,18 +134,9 @@ def release_arguments(granted: Allocation) -> str | None:
     general one with the same shape) granted, or None when it is not for the fast path
     (it holds no slot of its own, redeemed a reservation, or was changed by its holder
     to something the fast allocate never grants)."""
-    agent_id, task_id = _id(granted.agent_id), _id(granted.task_id)
-    if granted.holds_slot is not True or granted.reservation_id is not None \
-            or agent_id is None or task_id is None:
+    if granted.holds_slot is not True:
         return None
-    numbers = _numbers(granted.created_at, granted.cpu_cores, granted.memory_mb,
-                       granted.disk_mb, granted.network_mbps)
-    if numbers is None:
-        return None
-    created, cpu, memory, disk, network = numbers
-    return (f"'{agent_id}', '{task_id}', {created}, {cpu}, "
-            f"{memory}, {disk}, {network}, {int(granted.priority)}, "
-            f"{'true' if granted.preemptable is True else 'false'}")
+    return _release_arguments(granted)
 
 
 #: Bound of a store's :class:`HeldSlots` (cleared when full: an entry only saves a trip).
@@ -147,8 +146,8 @@ HELD_SLOTS_MAX = 8192
 class HeldSlots:
     """The (agent, task) pairs this store saw take a load slot, until it sees the slot
     freed or handed on. An allocate for one of them (the engine allocates after its task
-    took a slot) goes straight to the general function: the fast INSERT would fail on
-    the task's row, costing a round trip and an ERROR line in the server's log. A hint
+    took a slot) goes straight to the general function: the fast statement would find
+    the task's row and update nothing, a wasted round trip. A hint
     only: a stale or missing entry (a slot another process took or freed) costs that
     round trip, never a wrong answer. Safe across threads (single set operations, under
     the GIL)."""

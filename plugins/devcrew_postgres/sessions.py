@@ -113,6 +113,11 @@ class Sessions:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
         self._local = threading.local()
+        # Batches open in this process: with none (the common case) a call need not
+        # look up its thread's batch. Changed under the lock; read without it (a thread
+        # counts its own batch before its calls read the count).
+        self._batches = 0
+        self._batches_lock = threading.Lock()
 
     def _batch_cursor(self) -> Any | None:
         cursor = getattr(self._local, "cursor", None)
@@ -123,7 +128,7 @@ class Sessions:
 
     def in_batch(self) -> bool:
         """Whether the current thread's calls run inside a batch's transaction."""
-        return self._batch_cursor() is not None
+        return self._batches > 0 and self._batch_cursor() is not None
 
     def fast(self, statement: Prepared, arguments: str, fallback: frozenset[str]) -> int:
         """Run ``EXECUTE statement (arguments)`` on a pooled connection, as a transaction
@@ -191,11 +196,15 @@ class Sessions:
             except psycopg2.Error as exc:
                 raise self._pool.query_error(exc) from None
             self._local.cursor, self._local.pid = cur, os.getpid()
+            with self._batches_lock:
+                self._batches += 1
             try:
                 yield
             finally:
                 # On an exception the connection's return to the pool rolls back.
                 self._local.cursor = None
+                with self._batches_lock:
+                    self._batches -= 1
             try:
                 cur.execute("COMMIT")
             except psycopg2.Error as exc:

@@ -4,9 +4,11 @@ Every invariant is one transaction on the server: the slot, allocation and reser
 checks are PL/pgSQL functions (``sql/NNN_*.sql``), each one statement and one round
 trip, and the common allocate and release are one plain prepared statement each
 (``fastpaths.py``). A task's slot and allocation are one row of ``holdings``, an
-agent's totals one narrow row of ``agent_totals``: allocate and release change the
-totals row, then the task's row, and never the wide ``agents`` row (the locking is
-described in ``sql/003_holdings.sql`` and ``sql/004_plain_fast_paths.sql``).
+agent's totals one narrow row of ``agent_totals``, which also holds the allocations the
+fast allocate granted until another call locks the agent (readers see both through the
+``all_holdings`` view): the fast allocate and release change the totals row only, and
+never the wide ``agents`` row (``sql/003_holdings.sql``, ``sql/004_plain_fast_paths.sql``
+and ``sql/005_quick_allocations.sql`` describe the rows and the locking).
 Read-modify-write updates lock the row with ``SELECT ... FOR UPDATE``. Statements are
 parameterised, except the fast statements' literal arguments (checked IDs and finite
 numbers only), and identifiers are validated before they reach the server."""
@@ -85,7 +87,7 @@ _UPSERT_AGENT = (
     "limit_network_mbps = excluded.limit_network_mbps, data = excluded.data"
 )
 _RUNNING_TASKS = (
-    "ARRAY(SELECT h.task_id FROM holdings h WHERE h.agent_id = a.agent_id "
+    "ARRAY(SELECT h.task_id FROM all_holdings h WHERE h.agent_id = a.agent_id "
     "AND h.slot_at IS NOT NULL ORDER BY h.slot_at, h.task_id)"
 )
 #: An agent's load, from its narrow totals row (the agent row carries none).
@@ -112,7 +114,7 @@ _RELEASE_ALLOCATION = Prepared(
     "devcrew_release_allocation4", ("text", "text"),
     "SELECT * FROM devcrew_release_allocation($1, $2)",
 )
-#: An allocation's fields as columns of `holdings`, in the order of _allocation's row.
+#: An allocation's fields as columns of `all_holdings`, in the order of _allocation's row.
 _ALLOCATION_COLUMNS = (
     "holds_slot, created_at, cpu_cores::float8, memory_mb::float8, disk_mb::float8, "
     "network_mbps::float8, priority, preemptable, reservation_id, agent_id, task_id"
@@ -434,18 +436,19 @@ class PostgresStore(Store):
         """Check capacity and the slot, take both and record the allocation in one
         statement: the fast one in the common case (``fastpaths.FAST_ALLOCATE``), else
         the general function."""
-        agent_id, task_id = allocation.agent_id, allocation.task_id
-        validate_id(agent_id, "agent_id")
-        validate_id(task_id, "task_id")
         sessions = self._sessions
-        if allocation.reservation_id is None and (agent_id, task_id) not in self._held \
-                and not sessions.in_batch():
+        if not sessions.in_batch():
+            # Checks the IDs as it writes them (validate_id below says what is wrong).
             arguments = allocate_arguments(allocation, now)
-            if arguments is not None and sessions.fast(
-                    FAST_ALLOCATE, arguments, FALLBACK_STATES) == 1:
+            if arguments is not None \
+                    and (allocation.agent_id, allocation.task_id) not in self._held \
+                    and sessions.fast(FAST_ALLOCATE, arguments[0], FALLBACK_STATES) == 1:
                 stored = holding_slot(allocation, True)
-                self._granted.remember(stored)
+                # The release's arguments, written while the fields are the granted ones.
+                self._granted.remember(stored, arguments[1])
                 return stored
+        validate_id(allocation.agent_id, "agent_id")
+        validate_id(allocation.task_id, "task_id")
         # Nothing was written: the task has a row here (its slot, see HeldSlots), or the
         # agent has reservations, is full, or is unknown. The general function decides
         # with the agent locked.
@@ -490,17 +493,22 @@ class PostgresStore(Store):
         object comes back), else the general function."""
         validate_id(agent_id, "agent_id")
         validate_id(task_id, "task_id")
-        granted = self._granted.take(agent_id, task_id)
+        noted = self._granted.take_noted(agent_id, task_id)
+        granted = None if noted is None else noted[0]
         sessions = self._sessions
-        if granted is not None and not sessions.in_batch():
-            arguments = release_arguments(granted)
+        if noted is not None and not sessions.in_batch():
+            # Written at allocate, unless the holder changed the object since.
+            arguments = noted[1] or release_arguments(noted[0])
             if arguments is not None and sessions.fast(
                     FAST_RELEASE, arguments, FALLBACK_STATES) == 1:
                 return granted
         rows = sessions.run(lambda tx: tx.call(_RELEASE_ALLOCATION, (agent_id, task_id)))
         if rows[0][1] is None:
             return None
-        return _allocation(rows[0], agent_id, task_id)
+        released = _allocation(rows[0], agent_id, task_id)
+        # A granted allocation another call moved into `holdings` (sql/005) is still the
+        # one this store handed out: the same object comes back, as from the fast path.
+        return granted if granted == released else released
 
     def put_wait(self, wait: WaitRecord) -> None:
         """Record or refresh a waiting request (one per agent and task)."""
@@ -532,7 +540,7 @@ class PostgresStore(Store):
         validate_optional_id(agent_id, "agent_id")
         where, params = _where({"agent_id": agent_id})
         rows = self._sessions.run(lambda tx: tx.query(
-            f"SELECT {_ALLOCATION_COLUMNS} FROM holdings{where}"  # noqa: S608
+            f"SELECT {_ALLOCATION_COLUMNS} FROM all_holdings{where}"  # noqa: S608
             f"{' AND' if where else ' WHERE'} created_at IS NOT NULL "
             "ORDER BY created_at, agent_id, task_id", params))
         return [_allocation(r, r[9], r[10]) for r in rows]

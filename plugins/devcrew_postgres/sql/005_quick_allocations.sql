@@ -1,0 +1,91 @@
+-- devcrew PostgreSQL schema, version 5: the allocations granted by the fast allocate
+-- live in the agent's totals row (`agent_totals.quick`) until another call locks the
+-- agent, instead of in rows of `holdings`.
+--
+-- Why: with version 4 each fast allocate and release changed two tables (the totals row,
+-- then the task's row of `holdings` and its index): measured on two vCPUs at four
+-- clients, the second change was what kept pairs/s at 0.43-0.47 of the benchmark's
+-- floor (one UPDATE of one row), and the same statements changing only the totals row
+-- ran at 0.93 of it (docs/performance.md, "PostgreSQL schema 5").
+--
+-- * `quick` maps a task ID to the allocation the fast allocate granted it: a JSON array
+--   [created_at, cpu_cores, memory_mb, disk_mb, network_mbps, priority, preemptable,
+--   slot_at] (amounts as exact numbers). Such an allocation took its task's slot
+--   (holds_slot, no reservation) and is counted in the totals like a `holdings` row. A
+--   task is in `quick` or in `holdings` on an agent, never in both.
+-- * `all_holdings` (a view) is `holdings` plus the entries of `quick` as rows: what
+--   readers use (listings, an agent's running tasks, the tests' sums).
+-- * devcrew_lock_agent, which every call but the fast statements takes before it reads
+--   or changes an agent's holdings, settles the agent: it moves `quick` into `holdings`
+--   rows and empties it, so the general functions of version 3 and 4 see rows only and
+--   are unchanged. It also counts the settlement in `settled` (always, even with `quick`
+--   empty): see the fast allocate.
+-- * Fast allocate (plugins/devcrew_postgres/fastpaths.py FAST_ALLOCATE): one UPDATE of
+--   the totals row that adds the allocation to the totals and to `quick` if it fits and
+--   the task holds nothing on the agent: not in `quick` (checked on the row it updates)
+--   and no `holdings` row. The last check reads `holdings` with the statement's
+--   snapshot, which cannot see a row that a general call committed while the statement
+--   waited for the totals row; so the statement also requires `settled` to be what its
+--   snapshot saw: a general call that locked the agent meanwhile changed it, the
+--   re-check of the updated row fails, and nothing is written. No row updated: the
+--   store calls devcrew_allocate, which decides with the agent locked.
+-- * Fast release (FAST_RELEASE): one UPDATE that removes the task's entry from `quick`
+--   and subtracts it from the totals, only if the entry is exactly the allocation the
+--   store granted. Otherwise (settled into `holdings` meanwhile, or not this store's)
+--   nothing is written and the store calls devcrew_release_allocation.
+-- * Locks are those of version 4: the fast statements lock only the totals row; every
+--   other call locks the agent (advisory lock, then the totals row) first.
+--
+-- Upgrading: stop the processes of an older devcrew first (their fast statements write
+-- `holdings` rows without looking at `quick`, which this version's do not expect).
+
+ALTER TABLE agent_totals
+    ADD COLUMN quick jsonb NOT NULL DEFAULT '{}',
+    ADD COLUMN settled bigint NOT NULL DEFAULT 0;
+
+-- The fast release of version 4 raised this; version 5's writes nothing instead.
+DROP FUNCTION devcrew_fast_path_mismatch();
+
+CREATE VIEW all_holdings AS
+SELECT agent_id, task_id, slot_at, created_at, cpu_cores, memory_mb, disk_mb, network_mbps,
+       priority, preemptable, reservation_id, holds_slot
+FROM holdings
+UNION ALL
+SELECT t.agent_id, q.key COLLATE "C", (q.value ->> 7)::double precision,
+       (q.value ->> 0)::double precision, (q.value ->> 1)::numeric,
+       (q.value ->> 2)::numeric, (q.value ->> 3)::numeric, (q.value ->> 4)::numeric,
+       (q.value ->> 5)::integer, (q.value ->> 6)::boolean, NULL::text COLLATE "C", true
+FROM agent_totals t CROSS JOIN LATERAL jsonb_each(t.quick) q;
+
+-- Lock an agent for a call that is not a fast statement: its advisory lock, then its
+-- totals row, whose `quick` allocations become `holdings` rows; true if the agent is
+-- registered.
+CREATE OR REPLACE FUNCTION devcrew_lock_agent(p_agent_id text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_quick jsonb;
+BEGIN
+    PERFORM pg_advisory_xact_lock(1684371044, devcrew_agent_key(p_agent_id));
+    SELECT quick INTO v_quick FROM agent_totals WHERE agent_id = p_agent_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF v_quick <> '{}' THEN
+        INSERT INTO holdings (agent_id, task_id, slot_at, created_at, cpu_cores, memory_mb,
+                              disk_mb, network_mbps, priority, preemptable, holds_slot)
+            SELECT p_agent_id, q.key, (q.value ->> 7)::double precision,
+                   (q.value ->> 0)::double precision, (q.value ->> 1)::numeric,
+                   (q.value ->> 2)::numeric, (q.value ->> 3)::numeric,
+                   (q.value ->> 4)::numeric, (q.value ->> 5)::integer,
+                   (q.value ->> 6)::boolean, true
+            FROM jsonb_each(v_quick) q;
+    END IF;
+    -- Always a new version of the row, so a fast allocate waiting for it re-checks
+    -- `settled` and gives up (its snapshot may miss the rows this call writes).
+    UPDATE agent_totals SET quick = '{}', settled = settled + 1 WHERE agent_id = p_agent_id;
+    RETURN true;
+END
+$$;
+
+-- Existing rows stay in `holdings`; the fast statements of version 4 are replaced by the
+-- store's (they are prepared per connection, not stored).
