@@ -51,12 +51,14 @@ rounds; ``ratio`` is the **median of the per-round ratios** (each a store or fac
 over the floor run next to it in time), which one disturbed run cannot move much;
 ``ratio_of_totals`` and ``ratio_by_round`` are reported beside it.
 
-**Zero over-commit**, checked during every timed run: a checker thread samples the
-agent every 5 ms, ``store.list_allocations(agent)`` summed against the limits (CPU,
-memory, number of allocations) and ``store.get_agent(agent).current_load`` against
+**Zero over-commit**, checked during every timed run: a checker samples the agent every
+5 ms, ``store.list_allocations(agent)`` summed against the limits (CPU, memory, number
+of allocations) and ``store.get_agent(agent).current_load`` against
 ``max_concurrent_tasks``; ``violations`` counts samples over a limit (must be 0) and
 ``peak_cpu_cores`` / ``peak_tasks`` show the checker did see the clients' allocations
-overlap. During floor runs it reads the floor's counter against its limit.
+overlap. During floor runs it reads the floor's counter against its limit. The checker
+is a process of its own, forked when a case starts (:class:`Checker`), so its Python
+does not take the clients' GIL.
 
 **Clients are threads**, in every backend, for these reasons:
 
@@ -89,6 +91,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
+import multiprocessing
 import os
 import sqlite3
 import statistics
@@ -100,6 +105,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -424,30 +430,66 @@ class Checks:
         self.peak_tasks = max(self.peak_tasks, other.peak_tasks)
 
 
-@contextlib.contextmanager
-def checking(probe: Callable[[], Sample]) -> Iterator[Checks]:
-    """Sample ``probe`` every CHECK_INTERVAL in a thread while the context is open."""
-    checks = Checks()
-    stop = threading.Event()
-    failed: list[BaseException] = []
+class Checker:
+    """Samples one of ``probes`` every CHECK_INTERVAL while a run is timed, in a process
+    of its own (forked before the client threads start): an observer, like a monitor
+    process in production, competing with the clients for the machine's CPUs but not
+    for their GIL. (As a thread, its Python, listing allocations and parsing an agent
+    record 200 times a second, held up the client threads at their hand-overs of the
+    GIL: ~14% of the PostgreSQL store's pairs at 4 clients; see docs/performance.md.)
+    Messages are plain bytes and JSON, never pickles."""
 
-    def loop() -> None:
-        try:
-            while not stop.is_set():
-                checks.add(probe())
-                stop.wait(CHECK_INTERVAL)
-        except BaseException as exc:  # re-raised in the main thread
-            failed.append(exc)
+    def __init__(self, probes: dict[str, Callable[[], Sample]]) -> None:
+        context = multiprocessing.get_context("fork")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_check, args=(child, probes),
+                                        name="overcommit-checker", daemon=True)
+        self._process.start()
+        child.close()
 
-    thread = threading.Thread(target=loop, name="overcommit-checker", daemon=True)
-    thread.start()
+    def start(self, level: str) -> None:
+        """Start sampling ``level``'s probe; returns once the first sample is taken."""
+        self._conn.send_bytes(level.encode())
+        self._reply()
+
+    def stop(self) -> Checks:
+        """Stop sampling: what the samples since :meth:`start` saw."""
+        self._conn.send_bytes(b"stop")
+        return Checks(**self._reply())
+
+    def _reply(self) -> dict[str, Any]:
+        if not self._conn.poll(60):
+            raise RuntimeError("the over-commit checker did not answer")
+        reply: dict[str, Any] = json.loads(self._conn.recv_bytes())
+        if "error" in reply:
+            raise RuntimeError(f"the over-commit checker failed: {reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send_bytes(b"exit")
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+        self._conn.close()
+
+
+def _check(conn: Connection, probes: dict[str, Callable[[], Sample]]) -> None:
+    """The checker process: sample the probe named by each message until "stop"."""
     try:
-        yield checks
-    finally:
-        stop.set()
-        thread.join()
-    if failed:
-        raise RuntimeError("the over-commit checker failed") from failed[0]
+        while (message := conn.recv_bytes()) != b"exit":
+            probe = probes[message.decode()]
+            checks = Checks()
+            checks.add(probe())
+            conn.send_bytes(b"{}")  # started
+            while not conn.poll(CHECK_INTERVAL):
+                checks.add(probe())
+            conn.recv_bytes()  # stop
+            conn.send_bytes(json.dumps(dataclasses.asdict(checks)).encode())
+    except EOFError:
+        pass  # the parent is gone
+    except Exception as exc:  # reported to the parent, which raises
+        conn.send_bytes(json.dumps({"error": repr(exc)}).encode())
 
 
 # -- running clients ---------------------------------------------------------------------
@@ -532,18 +574,22 @@ class Crew:
                 self._failed[0] if self._failed else None)
 
     def run(self, level: str, label: str, seconds: float,
-            probe: Callable[[], Sample]) -> tuple[int, int, float, Checks]:
+            checker: Checker) -> tuple[int, int, float, Checks]:
         """Every client loops ``level``'s pairs for ``seconds``, while the checker
-        samples ``probe``; returns (pairs, refused, elapsed seconds, what it saw)."""
+        samples ``level``'s probe; returns (pairs, refused, elapsed seconds, what it
+        saw)."""
         self._level, self._label = level, label
         self._stop.clear()
-        with checking(probe) as checks:
+        checker.start(level)
+        try:
             self._meet(self._start)
             start = time.perf_counter()
             time.sleep(seconds)
             self._stop.set()
             self._meet(self._end)
             elapsed = time.perf_counter() - start
+        finally:
+            checks = checker.stop()
         return sum(c[0] for c in self._counts), sum(c[1] for c in self._counts), elapsed, \
             checks
 
@@ -622,6 +668,8 @@ def run_case(store: str, clients: int, variant: str, servers: Servers,
         state = allocator.engine.state_store
         probes = {"floor": floor_probe(floor, capacity),
                   "store": store_probe(state, capacity), "face": store_probe(state, capacity)}
+        # Forked before the client threads start (a fork copies only the calling thread).
+        checker = Checker(probes)
         crew = Crew(clients, {"floor": floor.client,
                               "store": lambda: store_pair(state),
                               "face": lambda: face_pair(allocator)})
@@ -631,11 +679,12 @@ def run_case(store: str, clients: int, variant: str, servers: Servers,
                 # Rotate the order, so no level always runs first or after the same one.
                 for name in order[round_ % 3:] + order[:round_ % 3]:
                     pairs, refused, elapsed, seen = crew.run(
-                        name, f"{name}-r{round_}", seconds, probes[name])
+                        name, f"{name}-r{round_}", seconds, checker)
                     tallies[name].add(pairs, refused, elapsed)
                     checks[name].merge(seen)
         finally:
             crew.close()
+            checker.close()
         load = os.getloadavg()[0]
     floor_tally = tallies["floor"]
     cases = []
