@@ -388,6 +388,109 @@ def test_a_forked_child_opens_its_own_connections(store: PostgresStore) -> None:
     assert len(store.list_agents()) == 2
 
 
+def _handed_out(store: PostgresStore) -> int:
+    """Connections of the store's pool that are open and not idle."""
+    pool = store._pool
+    return pool._count - len(pool._idle)
+
+
+def _allocate_and_release(store: PostgresStore, task_id: str) -> None:
+    got = store.allocate(Allocation(agent_id="kept", task_id=task_id, cpu_cores=1.0), 1.0)
+    assert got is not None
+    assert store.release_allocation("kept", task_id) is got
+
+
+def test_a_thread_keeps_one_connection_for_fast_statements_until_it_ends(
+        store: PostgresStore) -> None:
+    store.put_agent(_limited("kept", 8, 8.0))
+    assert _handed_out(store) == 0
+    backends: list[int] = []
+
+    def work() -> int:
+        for i in range(3):
+            _allocate_and_release(store, f"t{threading.get_ident()}-{i}")
+        conn = store._sessions._kept.take()
+        assert conn is not None
+        backends.append(conn.get_backend_pid())
+        return _handed_out(store)
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(work).result() == 1  # kept across calls, not given back
+        assert pool.submit(work).result() == 1  # the same thread: the same one
+    gc.collect()
+    assert backends[0] == backends[1]
+    assert _handed_out(store) == 0  # the thread ended: back in the pool
+    assert store._sessions._kept._count == 0
+
+
+def test_at_most_half_the_pool_is_kept_and_the_rest_stays_usable(
+        store: PostgresStore) -> None:
+    store.put_agent(_limited("kept", 16, 16.0))
+    limit = store._pool.maxconn // 2
+    ready = threading.Barrier(limit + 3)
+    done = threading.Event()
+
+    def work(index: int) -> None:
+        _allocate_and_release(store, f"t{index}")
+        ready.wait(timeout=30)
+        done.wait(timeout=30)
+
+    with ThreadPoolExecutor(limit + 2) as pool:
+        futures = [pool.submit(work, i) for i in range(limit + 2)]
+        ready.wait(timeout=30)
+        assert store._sessions._kept._count == limit
+        assert _handed_out(store) == limit
+        # Every other call still gets a connection from the pool.
+        assert store.get_agent("kept") is not None
+        _allocate_and_release(store, "main")
+        done.set()
+        for future in futures:
+            future.result()
+    gc.collect()
+    assert _handed_out(store) == 0
+
+
+def _child_allocates(store: PostgresStore, results: Any) -> None:
+    _allocate_and_release(store, "from-child")
+    conn = store._sessions._kept.take()
+    results.put(None if conn is None else conn.get_backend_pid())
+    gc.collect()
+    store.close()
+
+
+def test_a_forked_child_keeps_its_own_connection_not_the_parents(
+        store: PostgresStore) -> None:
+    store.put_agent(_limited("kept", 4, 4.0))
+    _allocate_and_release(store, "from-parent")
+    parent_conn = store._sessions._kept.take()
+    assert parent_conn is not None
+    parent_backend = parent_conn.get_backend_pid()
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_child_allocates, args=(store, results))
+    child.start()
+    child_backend = results.get(timeout=30)
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    assert child_backend is not None and child_backend != parent_backend
+    # The parent's kept connection survived the child, still its own session.
+    _allocate_and_release(store, "again")
+    conn = store._sessions._kept.take()
+    assert conn is parent_conn and conn.get_backend_pid() == parent_backend
+
+
+def test_close_closes_the_closing_threads_kept_connection(
+        postgres_server: PostgresServer, schema: str) -> None:
+    store = PostgresStore(postgres_server.url(schema=schema))
+    store.put_agent(_limited("kept", 4, 4.0))
+    _allocate_and_release(store, "t1")
+    assert _handed_out(store) == 1
+    store.close()
+    assert store._pool._count == 0
+    with pytest.raises(StoreError, match="closed"):
+        store.allocate(Allocation(agent_id="kept", task_id="t2", cpu_cores=1.0), 1.0)
+
+
 def test_close_is_idempotent_and_final(postgres_server: PostgresServer, schema: str) -> None:
     store = PostgresStore(postgres_server.url(schema=schema))
     store.close()

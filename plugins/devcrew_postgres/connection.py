@@ -116,8 +116,9 @@ class Connection(psycopg2.extensions.connection):  # type: ignore[misc,unused-ig
 
 #: Pools of live stores, so a forked child can let go of them (see _detach_in_child).
 _POOLS: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
-#: Serialises the second guard against a fork (a pool noticing a new process id).
-_FORK_GUARD = threading.Lock()
+#: Serialises the second guard against a fork (a pool, or its kept connections,
+#: noticing a new process id).
+FORK_GUARD = threading.Lock()
 
 
 class ConnectionPool:
@@ -147,12 +148,23 @@ class ConnectionPool:
         self._open()
         _POOLS.add(self)
 
+    @property
+    def maxconn(self) -> int:
+        """How many connections the pool opens at most."""
+        return self._maxconn
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     def _reset_state(self) -> None:
         """A fresh, empty pool for this process."""
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
         self._idle: list[Connection] = []
         self._count = 0  # connections open, idle or handed out
+        self._waiting = 0  # callers waiting in acquire for a connection
         self._pid = os.getpid()
 
     def _open(self) -> None:
@@ -197,7 +209,7 @@ class ConnectionPool:
         """A connection for one call (or one batch); give it back with :meth:`release`.
         Waits while ``maxconn`` are handed out."""
         if self._pid != os.getpid():
-            with _FORK_GUARD:
+            with FORK_GUARD:
                 if self._pid != os.getpid():
                     self.forget_inherited()
         with self._lock:
@@ -209,7 +221,11 @@ class ConnectionPool:
                 if self._count < self._maxconn:
                     self._count += 1
                     break
-                self._freed.wait()
+                self._waiting += 1
+                try:
+                    self._freed.wait()
+                finally:
+                    self._waiting -= 1
         try:
             return self._connect()
         except BaseException:
@@ -227,10 +243,13 @@ class ConnectionPool:
         with self._lock:
             if healthy and not self._closed:
                 self._idle.append(conn)
+            else:
+                self._count -= 1
+                healthy = False
+            if self._waiting:  # counted under this lock: none, none to wake
                 self._freed.notify()
+            if healthy:
                 return
-            self._count -= 1
-            self._freed.notify()
         with contextlib.suppress(psycopg2.Error):
             conn.close()
 

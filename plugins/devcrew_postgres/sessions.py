@@ -23,6 +23,7 @@ import psycopg2.extensions  # type: ignore[import-untyped,unused-ignore]
 
 from devcrew_core.errors import StoreError
 from devcrew_postgres.connection import ConnectionPool
+from devcrew_postgres.kept import KeptConnections
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -35,6 +36,7 @@ RETRIES = 5
 #: nothing), but neither should ever happen to one (see sql/004_plain_fast_paths.sql).
 _NEVER_EXPECTED = frozenset({"40P01", "40001"})
 logger = logging.getLogger("devcrew.postgres")
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 
 #: Taken by every batch and held until it commits, so batches run one at a time, as
 #: SQLite's BEGIN IMMEDIATE makes them: a batch locks agents in the order its caller
@@ -113,6 +115,7 @@ class Sessions:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
         self._local = threading.local()
+        self._kept = KeptConnections(pool)
         # Batches open in this process: with none (the common case) a call need not
         # look up its thread's batch. Changed under the lock; read without it (a thread
         # counts its own batch before its calls read the count).
@@ -131,14 +134,16 @@ class Sessions:
         return self._batches > 0 and self._batch_cursor() is not None
 
     def fast(self, statement: Prepared, arguments: str, fallback: frozenset[str]) -> int:
-        """Run ``EXECUTE statement (arguments)`` on a pooled connection, as a transaction
-        of its own (never inside a batch: see :meth:`in_batch`), preparing it first on a
-        connection that has not. ``arguments`` are literals the caller wrote and
-        checked (see ``devcrew_postgres.fastpaths``). Returns the statement's row
-        count, or -1 when the server refused it with a SQLSTATE in ``fallback`` (it
-        changed nothing)."""
+        """Run ``EXECUTE statement (arguments)`` on the connection the thread keeps
+        (``devcrew_postgres.kept``) or a pooled one, as a transaction of its own (never
+        inside a batch: see :meth:`in_batch`), preparing it first on a connection that
+        has not. ``arguments`` are literals the caller wrote and checked (see
+        ``devcrew_postgres.fastpaths``). Returns the statement's row count, or -1 when
+        the server refused it with a SQLSTATE in ``fallback`` (it changed nothing)."""
         pool = self._pool
-        conn = pool.acquire()
+        kept = self._kept.take()
+        pooled = kept is None
+        conn = pool.acquire() if kept is None else kept
         try:
             cursor = conn.calls
             statement.prepare_on(cursor)
@@ -156,7 +161,16 @@ class Sessions:
                 return -1
             raise pool.query_error(exc) from None
         finally:
-            pool.release(conn)
+            if pooled:
+                pool.release(conn)
+            elif conn.get_transaction_status() != _IDLE:
+                self._kept.drop()  # the pool checks it (and rolls back what is open)
+
+    def close(self) -> None:
+        """Close the pool; the calling thread's kept connection first (other threads'
+        go back at their next call or when they end)."""
+        self._kept.drop()
+        self._pool.close()
 
     def run(self, work: Callable[[Transaction], T]) -> T:
         """Run one store call: ``work`` gets a :class:`Transaction`; PostgreSQL errors

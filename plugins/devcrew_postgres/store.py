@@ -206,7 +206,7 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         """Close every pooled connection. Safe to call twice."""
-        self._pool.close()
+        self._sessions.close()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
