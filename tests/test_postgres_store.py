@@ -577,7 +577,7 @@ def _totals_and_sums(server: PostgresServer, schema: str) -> list[tuple[Any, ...
     """Per registered agent: its totals row, then the same figures summed from its rows."""
     return server.execute(
         f"SELECT t.agent_id, t.load, t.allocations, t.alloc_cpu, t.alloc_memory, "
-        f"t.alloc_disk, t.alloc_network, t.resv_cpu, t.resv_memory, "
+        f"t.alloc_disk, t.alloc_network, t.resv_cpu, t.resv_memory, t.held_rows, "
         f"(SELECT count(h.slot_at) FROM {schema}.all_holdings h WHERE h.agent_id = t.agent_id), "
         f"(SELECT count(h.created_at) FROM {schema}.all_holdings h "
         f" WHERE h.agent_id = t.agent_id), "
@@ -592,13 +592,14 @@ def _totals_and_sums(server: PostgresServer, schema: str) -> list[tuple[Any, ...
         f"(SELECT coalesce(sum(r.cpu_cores), 0) FROM {schema}.reservations r "
         f" WHERE r.agent_id = t.agent_id AND r.counted), "
         f"(SELECT coalesce(sum(r.memory_mb), 0) FROM {schema}.reservations r "
-        f" WHERE r.agent_id = t.agent_id AND r.counted) "
+        f" WHERE r.agent_id = t.agent_id AND r.counted), "
+        f"(SELECT count(*) FROM {schema}.holdings h WHERE h.agent_id = t.agent_id) "
         f"FROM {schema}.agent_totals t ORDER BY t.agent_id")
 
 
 def _assert_totals_equal_sums(server: PostgresServer, schema: str) -> None:
     for row in _totals_and_sums(server, schema):
-        assert row[1:9] == row[9:], row
+        assert row[1:10] == row[10:], row
 
 
 def test_migration_from_schema_2_keeps_allocations_slots_and_reservations(
@@ -913,6 +914,26 @@ def test_a_fast_allocate_that_waited_while_its_task_took_a_slot_takes_no_second_
     assert (agent_now.current_load, agent_now.running_tasks) == (1, ["x"])
     assert postgres_server.execute(
         f"SELECT count(*) FROM {schema}.all_holdings WHERE task_id = 'x'")[0][0] == 1
+    _assert_totals_equal_sums(postgres_server, schema)
+
+
+def test_a_store_that_did_not_see_the_slot_taken_allocates_onto_it(
+        store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
+    """Another store (process) took the task's slot: this one has no hint, its fast
+    allocate finds the agent holding rows and the task's row, and the general function
+    allocates onto the slot; a task without a row still takes the fast path."""
+    store.put_agent(_limited("hot", 4, 4.0))
+    with PostgresStore(postgres_server.url(schema=schema)) as other:
+        assert other.acquire_slot("hot", "x").acquired
+    got = store.allocate(Allocation(agent_id="hot", task_id="x", cpu_cores=1.0), 1.0)
+    assert got is not None and got.holds_slot is False
+    fresh = store.allocate(Allocation(agent_id="hot", task_id="y", cpu_cores=1.0), 1.0)
+    assert fresh is not None and fresh.holds_slot is True
+    assert postgres_server.execute(
+        f"SELECT quick ? 'y', quick ? 'x', held_rows FROM {schema}.agent_totals "
+        "WHERE agent_id = 'hot'")[0] == (True, False, 1)
+    agent_now = store.get_agent("hot")
+    assert agent_now is not None and agent_now.current_load == 2
     _assert_totals_equal_sums(postgres_server, schema)
 
 

@@ -59,10 +59,12 @@ FAST_ALLOCATE = Prepared(
     " AND (limit_network IS NULL"
     "      OR alloc_network + resv_network + $7 <= limit_network + 1e-9)"
     " AND NOT quick ? $2"
-    # Read with the statement's snapshot (see sql/005_quick_allocations.sql): the task
-    # has no row, and no general call locked the agent since that snapshot.
-    " AND settled = (SELECT s.settled FROM agent_totals s WHERE s.agent_id = $1"
-    "   AND NOT EXISTS (SELECT FROM holdings h WHERE h.agent_id = $1 AND h.task_id = $2))",
+    # No `holdings` row for the agent at all; or none for the task, read with the
+    # statement's snapshot, and no general call locked the agent since that snapshot
+    # (see sql/005_quick_allocations.sql). The subquery runs only when needed.
+    " AND (held_rows = 0 OR settled = (SELECT s.settled FROM agent_totals s"
+    "  WHERE s.agent_id = $1"
+    "  AND NOT EXISTS (SELECT FROM holdings h WHERE h.agent_id = $1 AND h.task_id = $2)))",
 )
 
 FAST_RELEASE = Prepared(

@@ -20,15 +20,18 @@
 --   rows and empties it, so the general functions of version 3 and 4 see rows only and
 --   are unchanged. It also counts the settlement in `settled` (always, even with `quick`
 --   empty): see the fast allocate.
+-- * `held_rows` counts the agent's `holdings` rows (statement triggers on `holdings`; a
+--   new totals row counts the rows its agent_id finds).
 -- * Fast allocate (plugins/devcrew_postgres/fastpaths.py FAST_ALLOCATE): one UPDATE of
 --   the totals row that adds the allocation to the totals and to `quick` if it fits and
---   the task holds nothing on the agent: not in `quick` (checked on the row it updates)
---   and no `holdings` row. The last check reads `holdings` with the statement's
---   snapshot, which cannot see a row that a general call committed while the statement
---   waited for the totals row; so the statement also requires `settled` to be what its
---   snapshot saw: a general call that locked the agent meanwhile changed it, the
---   re-check of the updated row fails, and nothing is written. No row updated: the
---   store calls devcrew_allocate, which decides with the agent locked.
+--   the task holds nothing on the agent: not in `quick`, and no `holdings` row. Both are
+--   checked on the totals row it updates when `held_rows` is 0 (the common case). Else
+--   it looks for the task's row in `holdings`, with the statement's snapshot, which
+--   cannot see a row that a general call committed while the statement waited for the
+--   totals row; so it also requires `settled` to be what its snapshot saw: a general
+--   call that locked the agent meanwhile changed it, the re-check of the updated row
+--   fails, and nothing is written. No row updated: the store calls devcrew_allocate,
+--   which decides with the agent locked.
 -- * Fast release (FAST_RELEASE): one UPDATE that removes the task's entry from `quick`
 --   and subtracts it from the totals, only if the entry is exactly the allocation the
 --   store granted. Otherwise (settled into `holdings` meanwhile, or not this store's)
@@ -41,7 +44,46 @@
 
 ALTER TABLE agent_totals
     ADD COLUMN quick jsonb NOT NULL DEFAULT '{}',
-    ADD COLUMN settled bigint NOT NULL DEFAULT 0;
+    ADD COLUMN settled bigint NOT NULL DEFAULT 0,
+    ADD COLUMN held_rows integer NOT NULL DEFAULT 0 CHECK (held_rows >= 0);
+
+UPDATE agent_totals t
+    SET held_rows = (SELECT count(*) FROM holdings h WHERE h.agent_id = t.agent_id);
+
+-- `held_rows` follows the rows: every change of `holdings` happens with the agent's
+-- totals row locked (devcrew_lock_agent), so these UPDATEs wait for nobody.
+CREATE FUNCTION devcrew_count_holdings() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE agent_totals t SET held_rows = t.held_rows + n.rows
+            FROM (SELECT agent_id, count(*) AS rows FROM changed GROUP BY agent_id) n
+            WHERE t.agent_id = n.agent_id;
+    ELSE
+        UPDATE agent_totals t SET held_rows = t.held_rows - n.rows
+            FROM (SELECT agent_id, count(*) AS rows FROM changed GROUP BY agent_id) n
+            WHERE t.agent_id = n.agent_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER holdings_inserted AFTER INSERT ON holdings
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
+    EXECUTE FUNCTION devcrew_count_holdings();
+CREATE TRIGGER holdings_deleted AFTER DELETE ON holdings
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT
+    EXECUTE FUNCTION devcrew_count_holdings();
+
+-- A totals row made for a (re-)registered agent counts the rows that outlived it.
+CREATE FUNCTION devcrew_count_held_rows() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.held_rows := (SELECT count(*) FROM holdings WHERE agent_id = NEW.agent_id);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER agent_totals_count_rows BEFORE INSERT ON agent_totals
+    FOR EACH ROW EXECUTE FUNCTION devcrew_count_held_rows();
 
 -- The fast release of version 4 raised this; version 5's writes nothing instead.
 DROP FUNCTION devcrew_fast_path_mismatch();
