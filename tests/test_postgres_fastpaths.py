@@ -40,6 +40,9 @@ class _Float(float):
     {"network_mbps": "1); DROP TABLE holdings; --"},
     {"cpu_cores": _Float(1.0)},          # a float subclass with its own repr
     {"reservation_id": "r1"},            # a reservation to redeem
+    {"priority": "2); DROP TABLE holdings; --"},
+    {"priority": 2},                     # an int, not a Priority: never validated
+    {"cpu_cores": 1e308, "memory_mb": 1e308},  # finite, but not their sum: general path
 ])
 def test_anything_else_is_left_to_the_general_function(changes: dict[str, object]) -> None:
     assert allocate_arguments(_allocation(**changes), 1.0) is None

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 from devcrew_core.ids import ID_PATTERN
+from devcrew_core.models.resources import Priority
 from devcrew_core.stores.records import Allocation
 from devcrew_postgres.sessions import Prepared
 
@@ -81,41 +82,28 @@ FAST_RELEASE = Prepared(
 
 _finite = math.isfinite
 _number = float.__repr__
-
-
-def _id(value: str) -> str | None:
-    """``value`` if it can be written into a statement as it is, else None: exactly
-    ``str`` (a subclass could format itself as anything) and an ID. (The store checks
-    IDs with ``validate_id`` when this says no, for its error message.)"""
-    if type(value) is not str or ID_PATTERN.fullmatch(value) is None:
-        return None
-    return value
-
-
-def _numbers(*values: object) -> list[str] | None:
-    """``values`` as SQL literals if every one is a finite float, else None."""
-    written = []
-    for value in values:
-        # Exactly float (not a subclass, whose repr could be anything, nor a string a
-        # caller assigned to an unvalidated model): only then is repr a number literal.
-        if type(value) is not float or not _finite(value):
-            return None
-        written.append(_number(value))
-    return written
+_match_id = ID_PATTERN.fullmatch
+_RELEASE_ARGUMENTS = "'%s', '%s', %r, %r, %r, %r, %r, %d, %s"
 
 
 def _release_arguments(allocation: Allocation) -> str | None:
     """What both statements' arguments start with (:data:`FAST_RELEASE`'s), or None."""
-    agent_id, task_id = _id(allocation.agent_id), _id(allocation.task_id)
-    if allocation.reservation_id is not None or agent_id is None or task_id is None:
+    agent_id, task_id = allocation.agent_id, allocation.task_id
+    created, cpu, memory = allocation.created_at, allocation.cpu_cores, allocation.memory_mb
+    disk, network, priority = allocation.disk_mb, allocation.network_mbps, allocation.priority
+    # Exact types only (see the module's docstring), so that %s writes the ID and %r the
+    # float's own repr; one sum tells whether all five are finite (inf and nan spread;
+    # a sum too large to be finite only sends the call to the general function).
+    if (allocation.reservation_id is not None
+            or type(agent_id) is not str or type(task_id) is not str
+            or type(created) is not float or type(cpu) is not float
+            or type(memory) is not float or type(disk) is not float
+            or type(network) is not float or type(priority) is not Priority
+            or not _finite(created + cpu + memory + disk + network)
+            or _match_id(agent_id) is None or _match_id(task_id) is None):
         return None
-    numbers = _numbers(allocation.created_at, allocation.cpu_cores, allocation.memory_mb,
-                       allocation.disk_mb, allocation.network_mbps)
-    if numbers is None:
-        return None
-    created, cpu, memory, disk, network = numbers
-    return (f"'{agent_id}', '{task_id}', {created}, {cpu}, {memory}, {disk}, {network}, "
-            f"{int(allocation.priority)}, {'true' if allocation.preemptable is True else 'false'}")
+    return _RELEASE_ARGUMENTS % (agent_id, task_id, created, cpu, memory, disk, network,
+                                 priority, "true" if allocation.preemptable is True else "false")
 
 
 def allocate_arguments(allocation: Allocation, now: float) -> tuple[str, str] | None:
