@@ -442,7 +442,8 @@ class Checker:
     def __init__(self, probes: dict[str, Callable[[], Sample]]) -> None:
         context = multiprocessing.get_context("fork")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_check, args=(child, probes),
+        # The child closes its copy of this end, so it sees EOF when this process dies.
+        self._process = context.Process(target=_check, args=(child, self._conn, probes),
                                         name="overcommit-checker", daemon=True)
         self._process.start()
         child.close()
@@ -454,13 +455,17 @@ class Checker:
 
     def stop(self) -> Checks:
         """Stop sampling: what the samples since :meth:`start` saw."""
-        self._conn.send_bytes(b"stop")
+        with contextlib.suppress(OSError):  # it failed and ended: its error is waiting
+            self._conn.send_bytes(b"stop")
         return Checks(**self._reply())
 
     def _reply(self) -> dict[str, Any]:
-        if not self._conn.poll(60):
-            raise RuntimeError("the over-commit checker did not answer")
-        reply: dict[str, Any] = json.loads(self._conn.recv_bytes())
+        try:
+            if not self._conn.poll(60):
+                raise RuntimeError("the over-commit checker did not answer")
+            reply: dict[str, Any] = json.loads(self._conn.recv_bytes())
+        except EOFError:
+            raise RuntimeError("the over-commit checker ended without a word") from None
         if "error" in reply:
             raise RuntimeError(f"the over-commit checker failed: {reply['error']}")
         return reply
@@ -474,8 +479,10 @@ class Checker:
         self._conn.close()
 
 
-def _check(conn: Connection, probes: dict[str, Callable[[], Sample]]) -> None:
+def _check(conn: Connection, parents_end: Connection,
+           probes: dict[str, Callable[[], Sample]]) -> None:
     """The checker process: sample the probe named by each message until "stop"."""
+    parents_end.close()
     try:
         while (message := conn.recv_bytes()) != b"exit":
             probe = probes[message.decode()]
@@ -670,9 +677,13 @@ def run_case(store: str, clients: int, variant: str, servers: Servers,
                   "store": store_probe(state, capacity), "face": store_probe(state, capacity)}
         # Forked before the client threads start (a fork copies only the calling thread).
         checker = Checker(probes)
-        crew = Crew(clients, {"floor": floor.client,
-                              "store": lambda: store_pair(state),
-                              "face": lambda: face_pair(allocator)})
+        try:
+            crew = Crew(clients, {"floor": floor.client,
+                                  "store": lambda: store_pair(state),
+                                  "face": lambda: face_pair(allocator)})
+        except BaseException:
+            checker.close()
+            raise
         try:
             order = list(probes)
             for round_ in range(rounds):

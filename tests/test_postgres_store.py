@@ -957,6 +957,27 @@ def test_a_fast_release_that_waited_while_its_allocation_was_settled_still_relea
     _assert_totals_equal_sums(postgres_server, schema)
 
 
+def test_an_allocation_the_general_function_granted_is_released_without_a_fast_try(
+        store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Granted inside a batch (the general function: a `holdings` row), its release goes
+    to the general function at once (the fast release could only miss: one wasted round
+    trip) and still answers with the object the store granted."""
+    tried: list[str] = []
+    fast = store._sessions.fast
+
+    def counting(statement: Any, arguments: str, fallback: frozenset[str]) -> int:
+        tried.append(statement.name)
+        return fast(statement, arguments, fallback)
+
+    monkeypatch.setattr(store._sessions, "fast", counting)
+    store.put_agent(_limited("a1", 4, 4.0))
+    with store.batch():
+        got = store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=1.0), 1.0)
+    assert got is not None and got.holds_slot is True
+    assert store.release_allocation("a1", "t1") is got
+    assert tried == []
+
+
 def test_allocating_onto_a_slot_this_store_saw_taken_skips_the_fast_statement(
         store: PostgresStore, postgres_server: PostgresServer, schema: str,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,11 +2,12 @@
 from allocate to release.
 
 A store that granted an allocation through its one-statement fast path keeps the object
-it returned (:class:`GrantedAllocations`); its release then deletes the task's row only
-if the row still holds exactly those fields, and returns the same object without reading
-the row back. Values that came from a validated model or from the store's own rows are
-turned into an :class:`Allocation` by :func:`trusted_allocation`, without validating them
-again (validation cost ~2 us per record on that path, ``model_copy`` ~1.5 us and, in
+it returned (:class:`GrantedAllocations`); its release then frees what is stored only if
+it still holds exactly those fields (SQLite: the task's row; PostgreSQL: the task's entry
+in the agent's totals row), and returns the same object without reading it back.
+Values that came from a validated model or from the store's own rows are turned into
+an :class:`Allocation` by :func:`trusted_allocation`, without validating them again
+(validation cost ~2 us per record on that path, ``model_copy`` ~1.5 us and, in
 pydantic 2.14, ``model_construct`` more than validation).
 """
 

@@ -14,7 +14,8 @@ fast allocate granted in its ``quick`` column until another call locks the agent
 A row count of 0 changes nothing, and the store calls the general PL/pgSQL function.
 
 The statements' arguments are written into the ``EXECUTE`` as literals by
-:func:`allocate_arguments` and :func:`release_arguments` rather than interpolated by
+:func:`allocate_arguments` (both statements' at once: the release's are written
+when the allocation is granted) rather than interpolated by
 psycopg2: on this path psycopg2's adaptation of ten parameters cost more client CPU than
 the rest of the call, and with several threads that CPU is spent under the GIL. Only
 values that cannot carry SQL are written: IDs that are exactly ``str`` and match
@@ -117,16 +118,6 @@ def allocate_arguments(allocation: Allocation, now: float) -> tuple[str, str] | 
     if release is None or type(now) is not float or not _finite(now):
         return None
     return f"{release}, {_number(now)}", release
-
-
-def release_arguments(granted: Allocation) -> str | None:
-    """The arguments of :data:`FAST_RELEASE` for an allocation the fast allocate (or a
-    general one with the same shape) granted, or None when it is not for the fast path
-    (it holds no slot of its own, redeemed a reservation, or was changed by its holder
-    to something the fast allocate never grants)."""
-    if granted.holds_slot is not True:
-        return None
-    return _release_arguments(granted)
 
 
 #: Bound of a store's :class:`HeldSlots` (cleared when full: an entry only saves a trip).

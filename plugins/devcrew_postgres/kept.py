@@ -19,11 +19,11 @@ Rules that keep the pool fair and nothing leaked:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from typing import Any
 
+from devcrew_core.forks import generation
 from devcrew_postgres.connection import FORK_GUARD, ConnectionPool
 
 
@@ -37,9 +37,12 @@ class _Kept:
         self.conn = conn
 
     def __del__(self) -> None:
-        # A finalizer must not raise (at interpreter exit the pool may be half gone).
-        with contextlib.suppress(Exception):
+        # A finalizer must not raise (at interpreter exit the pool may be half gone, and
+        # module globals with it: no context manager here).
+        try:  # noqa: SIM105 - contextlib may be gone already
             self.keeper.give_back(self.conn)
+        except Exception:  # noqa: S110 - nothing to report to at that point
+            pass
 
 
 class KeptConnections:
@@ -55,13 +58,14 @@ class KeptConnections:
         self._guard = threading.Lock()
         self._count = 0
         self._pid = os.getpid()
+        self._generation = generation()
 
     def take(self) -> Any | None:
         """The current thread's kept connection (kept now if none is and the limit
         allows), or None: then the caller uses the pool."""
-        if self._pid != os.getpid():
+        if self._generation != generation():  # cheaper than os.getpid() per call
             with FORK_GUARD:  # not self._guard: another thread may have held it at the fork
-                if self._pid != os.getpid():
+                if self._generation != generation():
                     self._reset()  # a forked child: the parent's are not counted here
         kept: _Kept | None = getattr(self._local, "kept", None)
         if kept is not None:

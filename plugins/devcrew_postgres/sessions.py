@@ -22,6 +22,7 @@ import psycopg2  # type: ignore[import-untyped,unused-ignore]
 import psycopg2.extensions  # type: ignore[import-untyped,unused-ignore]
 
 from devcrew_core.errors import StoreError
+from devcrew_core.forks import generation
 from devcrew_postgres.connection import ConnectionPool
 from devcrew_postgres.kept import KeptConnections
 
@@ -121,6 +122,7 @@ class Sessions:
         # counts its own batch before its calls read the count).
         self._batches = 0
         self._batches_lock = threading.Lock()
+        self._batches_generation = generation()
 
     def _batch_cursor(self) -> Any | None:
         cursor = getattr(self._local, "cursor", None)
@@ -196,6 +198,16 @@ class Sessions:
                 pool.release(conn)
             attempt += 1
 
+    def _count_batch(self, change: int) -> None:
+        if self._batches_generation != generation():
+            # A forked child: the parent's batches are not open here, and another
+            # thread may have held the lock at the fork.
+            self._batches_lock = threading.Lock()
+            self._batches = 0
+            self._batches_generation = generation()
+        with self._batches_lock:
+            self._batches += change
+
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """One transaction for every call the current thread makes inside the block:
@@ -210,15 +222,13 @@ class Sessions:
             except psycopg2.Error as exc:
                 raise self._pool.query_error(exc) from None
             self._local.cursor, self._local.pid = cur, os.getpid()
-            with self._batches_lock:
-                self._batches += 1
+            self._count_batch(1)
             try:
                 yield
             finally:
                 # On an exception the connection's return to the pool rolls back.
                 self._local.cursor = None
-                with self._batches_lock:
-                    self._batches -= 1
+                self._count_batch(-1)
             try:
                 cur.execute("COMMIT")
             except psycopg2.Error as exc:

@@ -57,7 +57,6 @@ from devcrew_postgres.fastpaths import (
     FAST_RELEASE,
     HeldSlots,
     allocate_arguments,
-    release_arguments,
 )
 from devcrew_postgres.migrations import migrate
 from devcrew_postgres.sessions import Prepared, Row, Sessions, Transaction
@@ -154,7 +153,7 @@ def _agent_params(agent: AgentRecord) -> tuple[Any, ...]:
 
 
 def _allocation(row: Sequence[Any], agent_id: str, task_id: str) -> Allocation:
-    """The allocation of a ``holdings`` row: (holds_slot, created_at, cpu, memory, disk,
+    """The allocation of an ``all_holdings`` row: (holds_slot, created_at, cpu, memory, disk,
     network, priority, preemptable, reservation_id), as the functions return it. The
     values were validated when they were stored, so the model is built without
     re-validating them."""
@@ -479,7 +478,8 @@ class PostgresStore(Store):
             # What was stored: the caller's allocation, with whether it took the slot.
             stored = holding_slot(allocation, bool(rows[0][1]))
             if stored.holds_slot and stored.reservation_id is None:
-                self._granted.remember(stored)  # the fast release can free it
+                # A row: the release answers with this object (the general function).
+                self._granted.remember(stored)
             return stored
         if status == "existing":
             return _allocation(rows[0][1:], agent_id, task_id)
@@ -494,14 +494,13 @@ class PostgresStore(Store):
         validate_id(agent_id, "agent_id")
         validate_id(task_id, "task_id")
         noted = self._granted.take_noted(agent_id, task_id)
-        granted = None if noted is None else noted[0]
+        granted, arguments = (None, None) if noted is None else noted
         sessions = self._sessions
-        if noted is not None and not sessions.in_batch():
-            # Written at allocate, unless the holder changed the object since.
-            arguments = noted[1] or release_arguments(noted[0])
-            if arguments is not None and sessions.fast(
-                    FAST_RELEASE, arguments, FALLBACK_STATES) == 1:
-                return granted
+        # Arguments were written for what the fast allocate granted (and the object is
+        # unchanged): its entry may still be in the totals row. Anything else is a row.
+        if arguments is not None and not sessions.in_batch() and sessions.fast(
+                FAST_RELEASE, arguments, FALLBACK_STATES) == 1:
+            return granted
         rows = sessions.run(lambda tx: tx.call(_RELEASE_ALLOCATION, (agent_id, task_id)))
         if rows[0][1] is None:
             return None
