@@ -957,11 +957,9 @@ def test_a_fast_release_that_waited_while_its_allocation_was_settled_still_relea
     _assert_totals_equal_sums(postgres_server, schema)
 
 
-def test_an_allocation_the_general_function_granted_is_released_without_a_fast_try(
-        store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Granted inside a batch (the general function: a `holdings` row), its release goes
-    to the general function at once (the fast release could only miss: one wasted round
-    trip) and still answers with the object the store granted."""
+def _fast_statements_tried(store: PostgresStore,
+                           monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the fast statements the store sends from now on (a live list)."""
     tried: list[str] = []
     fast = store._sessions.fast
 
@@ -970,6 +968,15 @@ def test_an_allocation_the_general_function_granted_is_released_without_a_fast_t
         return fast(statement, arguments, fallback)
 
     monkeypatch.setattr(store._sessions, "fast", counting)
+    return tried
+
+
+def test_an_allocation_the_general_function_granted_is_released_without_a_fast_try(
+        store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Granted inside a batch (the general function: a `holdings` row), its release goes
+    to the general function at once (the fast release could only miss: one wasted round
+    trip) and still answers with the object the store granted."""
+    tried = _fast_statements_tried(store, monkeypatch)
     store.put_agent(_limited("a1", 4, 4.0))
     with store.batch():
         got = store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=1.0), 1.0)
@@ -984,14 +991,7 @@ def test_allocating_onto_a_slot_this_store_saw_taken_skips_the_fast_statement(
     """The engine takes a task's slot, then allocates: the fast statement would find the
     task's row and update nothing (a wasted round trip), so the store goes to the
     general function at once for the slots it saw taken."""
-    tried: list[str] = []
-    fast = store._sessions.fast
-
-    def counting(statement: Any, arguments: str, fallback: frozenset[str]) -> int:
-        tried.append(statement.name)
-        return fast(statement, arguments, fallback)
-
-    monkeypatch.setattr(store._sessions, "fast", counting)
+    tried = _fast_statements_tried(store, monkeypatch)
     store.put_agent(_limited("a1", 6, 6.0))
     assert store.acquire_slots("a1", ["t1", "t3"])[0].acquired
     on_slot = store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=1.0), 1.0)
