@@ -895,10 +895,11 @@ def test_delete_agent_if_expired_keeps_an_agent_renewed_while_it_waited(
 
 def test_a_fast_allocate_that_waited_while_its_task_took_a_slot_takes_no_second_one(
         store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
-    """The fast allocate checks that the task has no `holdings` row with its snapshot,
-    which predates a slot committed while it waited for the totals row: the general
-    call that took the slot changed `settled`, so the statement gives up and the
-    general function allocates onto the slot (one slot, not two)."""
+    """The fast allocate's snapshot predates a slot committed while it waited for the
+    totals row; the call that took the slot changed the row (`held_rows`), so the
+    statement re-checks it, looks for the task's row with a snapshot of its own (a
+    VOLATILE function), gives up, and the general function allocates onto the slot (one
+    slot, not two)."""
     store.put_agent(_limited("hot", 4, 4.0))
 
     def allocate() -> Allocation | None:

@@ -61,12 +61,9 @@ FAST_ALLOCATE = Prepared(
     " AND (limit_network IS NULL"
     "      OR alloc_network + resv_network + $7 <= limit_network + 1e-9)"
     " AND NOT quick ? $2"
-    # No `holdings` row for the agent at all; or none for the task, read with the
-    # statement's snapshot, and no general call locked the agent since that snapshot
-    # (see sql/005_quick_allocations.sql). The subquery runs only when needed.
-    " AND (held_rows = 0 OR settled = (SELECT s.settled FROM agent_totals s"
-    "  WHERE s.agent_id = $1"
-    "  AND NOT EXISTS (SELECT FROM holdings h WHERE h.agent_id = $1 AND h.task_id = $2)))",
+    # No `holdings` row for the agent at all, or none for the task as committed when
+    # the function is called (see sql/005_quick_allocations.sql).
+    " AND (held_rows = 0 OR devcrew_task_holds_nothing($1, $2))",
 )
 
 FAST_RELEASE = Prepared(

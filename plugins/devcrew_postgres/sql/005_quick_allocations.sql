@@ -18,20 +18,21 @@
 -- * devcrew_lock_agent, which every call but the fast statements takes before it reads
 --   or changes an agent's holdings, settles the agent: it moves `quick` into `holdings`
 --   rows and empties it, so the general functions of version 3 and 4 see rows only and
---   are unchanged. It also counts the settlement in `settled` (always, even with `quick`
---   empty): see the fast allocate.
+--   are unchanged.
 -- * `held_rows` counts the agent's `holdings` rows (statement triggers on `holdings`; a
 --   new totals row counts the rows its agent_id finds).
 -- * Fast allocate (plugins/devcrew_postgres/fastpaths.py FAST_ALLOCATE): one UPDATE of
 --   the totals row that adds the allocation to the totals and to `quick` if it fits and
 --   the task holds nothing on the agent: not in `quick`, and no `holdings` row. Both are
 --   checked on the totals row it updates when `held_rows` is 0 (the common case). Else
---   it looks for the task's row in `holdings`, with the statement's snapshot, which
---   cannot see a row that a general call committed while the statement waited for the
---   totals row; so it also requires `settled` to be what its snapshot saw: a general
---   call that locked the agent meanwhile changed it, the re-check of the updated row
---   fails, and nothing is written. No row updated: the store calls devcrew_allocate,
---   which decides with the agent locked.
+--   devcrew_task_holds_nothing looks for the task's row. It is VOLATILE on purpose: its
+--   query takes a snapshot of its own, so when the statement waited for the totals row
+--   and re-checks the row's new version, the call sees a `holdings` row the lock's
+--   holder committed (the statement's own snapshot would not). Every call that adds
+--   `holdings` rows changes the totals row (`held_rows`), so such a statement always
+--   re-checks. No row updated: the store calls devcrew_allocate, which decides with the
+--   agent locked. (A subquery in the statement's WHERE would be planned and started at
+--   every call, even when `held_rows` is 0: ~0.1 of the benchmark's floor.)
 -- * Fast release (FAST_RELEASE): one UPDATE that removes the task's entry from `quick`
 --   and subtracts it from the totals, only if the entry is exactly the allocation the
 --   store granted. Otherwise (settled into `holdings` meanwhile, or not this store's)
@@ -44,7 +45,6 @@
 
 ALTER TABLE agent_totals
     ADD COLUMN quick jsonb NOT NULL DEFAULT '{}',
-    ADD COLUMN settled bigint NOT NULL DEFAULT 0,
     ADD COLUMN held_rows integer NOT NULL DEFAULT 0 CHECK (held_rows >= 0);
 
 UPDATE agent_totals t
@@ -121,11 +121,20 @@ BEGIN
                    (q.value ->> 4)::numeric, (q.value ->> 5)::integer,
                    (q.value ->> 6)::boolean, true
             FROM jsonb_each(v_quick) q;
+        UPDATE agent_totals SET quick = '{}' WHERE agent_id = p_agent_id;
     END IF;
-    -- Always a new version of the row, so a fast allocate waiting for it re-checks
-    -- `settled` and gives up (its snapshot may miss the rows this call writes).
-    UPDATE agent_totals SET quick = '{}', settled = settled + 1 WHERE agent_id = p_agent_id;
     RETURN true;
+END
+$$;
+
+-- Whether the task has no `holdings` row on the agent, as committed when this is called
+-- (see the fast allocate above: VOLATILE, so not the calling statement's snapshot).
+CREATE FUNCTION devcrew_task_holds_nothing(p_agent_id text, p_task_id text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN NOT EXISTS (SELECT FROM holdings
+                       WHERE agent_id = p_agent_id AND task_id = p_task_id);
 END
 $$;
 
