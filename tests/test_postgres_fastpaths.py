@@ -7,6 +7,7 @@ import pytest
 
 from devcrew_core.models.resources import Priority
 from devcrew_core.stores.records import Allocation
+from devcrew_postgres import fastpaths
 from devcrew_postgres.fastpaths import allocate_arguments
 
 
@@ -26,6 +27,29 @@ def test_arguments_are_the_fields_as_sql_literals() -> None:
     assert allocate_arguments(_allocation(), 12) == (f"{release}, 12.0", release)
 
 
+def test_remembered_literals_never_mix_allocations() -> None:
+    """Literals are remembered per amounts, priority and preemptable and per agent: a
+    second allocation that differs in any of them writes its own."""
+    first = allocate_arguments(_allocation(), 1.0)
+    variants = [{"priority": Priority.LOW}, {"preemptable": True}, {"cpu_cores": 2.5},
+                {"agent_id": "a-2"}, {"network_mbps": 0.0}]
+    written = [allocate_arguments(_allocation(**changes), 1.0) for changes in variants]
+    assert first is not None and None not in written
+    assert len({first[1], *(arguments[1] for arguments in written if arguments)}) == 6
+    assert allocate_arguments(_allocation(), 1.0) == first
+
+
+def test_remembered_literals_are_bounded() -> None:
+    for number in range(fastpaths.WRITTEN_MAX + 10):
+        assert allocate_arguments(_allocation(agent_id=f"a{number}", cpu_cores=float(number)),
+                                  1.0) is not None
+    assert len(fastpaths._AMOUNTS) <= fastpaths.WRITTEN_MAX
+    assert len(fastpaths._AGENTS) <= fastpaths.WRITTEN_MAX
+    last = fastpaths.WRITTEN_MAX + 9
+    assert allocate_arguments(_allocation(agent_id=f"a{last}", cpu_cores=float(last)), 1.0)[1] \
+        .startswith(f"'a{last}', 't.1', 1700000000.25, {float(last)!r}, 1e-05, 0.0, 2.0, 3")
+
+
 class _Float(float):
     def __repr__(self) -> str:
         return "1); DROP TABLE holdings; --"
@@ -41,6 +65,7 @@ class _Float(float):
     {"reservation_id": "r1"},            # a reservation to redeem
     {"priority": "2); DROP TABLE holdings; --"},
     {"priority": 2},                     # an int, not a Priority: never validated
+    {"preemptable": 1},                  # an int, not a bool: never validated
     {"cpu_cores": 1e308, "memory_mb": 1e308},  # finite, but not their sum: general path
 ])
 def test_anything_else_is_left_to_the_general_function(changes: dict[str, object]) -> None:

@@ -143,7 +143,9 @@ class ConnectionPool:
         self._minconn = settings.postgres_minconn if settings is not None else 1
         self._maxconn = settings.postgres_maxconn if settings is not None else 10
         self._maxconn = max(self._maxconn, self._minconn)
-        self._closed = False
+        #: Whether :meth:`close` was called (read on the path of every fast statement:
+        #: a plain attribute, not a property).
+        self.closed = False
         self._reset_state()
         self._open()
         _POOLS.add(self)
@@ -152,11 +154,6 @@ class ConnectionPool:
     def maxconn(self) -> int:
         """How many connections the pool opens at most."""
         return self._maxconn
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
 
     def _reset_state(self) -> None:
         """A fresh, empty pool for this process."""
@@ -214,7 +211,7 @@ class ConnectionPool:
                     self.forget_inherited()
         with self._lock:
             while True:
-                if self._closed:
+                if self.closed:
                     raise StoreError(f"PostgreSQL store {self.masked_url} is closed")
                 if self._idle:
                     return self._idle.pop()
@@ -241,7 +238,7 @@ class ConnectionPool:
             return  # a parent's connection, inherited by a fork: never touched
         healthy = _reset(conn)
         with self._lock:
-            if healthy and not self._closed:
+            if healthy and not self.closed:
                 self._idle.append(conn)
             else:
                 self._count -= 1
@@ -280,7 +277,7 @@ class ConnectionPool:
         """Close every idle connection now, and each one handed out when it comes back.
         Safe to call twice."""
         with self._lock:
-            self._closed = True
+            self.closed = True
             idle, self._idle = self._idle, []
             self._count -= len(idle)
             self._freed.notify_all()

@@ -79,42 +79,76 @@ FAST_RELEASE = Prepared(
 )
 
 _finite = math.isfinite
-_number = float.__repr__
 _match_id = ID_PATTERN.fullmatch
-_RELEASE_ARGUMENTS = "'%s', '%s', %r, %r, %r, %r, %r, %d, %s"
+_float, _str, _bool, _Priority = float, str, bool, Priority
+
+#: Bound of each of the caches below (cleared when full: an entry only saves formatting).
+WRITTEN_MAX = 1024
+
+#: Amounts, priority and preemptable -> their literals ("1.0, 64.0, 0.0, 0.0, 2, true"):
+#: a crew allocates the same few sizes over and over, and formatting four floats was a
+#: fifth of the Python of a fast pair. Keys are only ever made of exact floats, a
+#: Priority and a bool, checked before the look-up (an equal key of a subclass could
+#: not reach an entry: its type is refused first).
+_AMOUNTS: dict[tuple[float, float, float, float, Priority, bool], str] = {}
+#: Agent IDs that matched the ID alphabet -> their literal and separator ("'a-1', ").
+_AGENTS: dict[str, str] = {}
 
 
-def _release_arguments(allocation: Allocation) -> str | None:
-    """What both statements' arguments start with (:data:`FAST_RELEASE`'s), or None."""
-    agent_id, task_id = allocation.agent_id, allocation.task_id
-    created, cpu, memory = allocation.created_at, allocation.cpu_cores, allocation.memory_mb
-    disk, network, priority = allocation.disk_mb, allocation.network_mbps, allocation.priority
-    # Exact types only (see the module's docstring), so that %s writes the ID and %r the
-    # float's own repr; one sum tells whether all five are finite (inf and nan spread;
-    # a sum too large to be finite only sends the call to the general function).
-    if (allocation.reservation_id is not None
-            or type(agent_id) is not str or type(task_id) is not str
-            or type(created) is not float or type(cpu) is not float
-            or type(memory) is not float or type(disk) is not float
-            or type(network) is not float or type(priority) is not Priority
-            or not _finite(created + cpu + memory + disk + network)
-            or _match_id(agent_id) is None or _match_id(task_id) is None):
+def _write_amounts(key: tuple[float, float, float, float, Priority, bool]) -> str:
+    """The literals of a key of :data:`_AMOUNTS`, remembered."""
+    if len(_AMOUNTS) >= WRITTEN_MAX:
+        _AMOUNTS.clear()
+    cpu, memory, disk, network, priority, preemptable = key
+    # Exact floats (checked by the caller) write their own repr: 1.5, 1e-05.
+    written = _AMOUNTS[key] = (f"{cpu!r}, {memory!r}, {disk!r}, {network!r}, "
+                               f"{int(priority)}, {'true' if preemptable else 'false'}")
+    return written
+
+
+def _write_agent(agent_id: str) -> str | None:
+    """The literal of an agent ID (exactly a ``str``), remembered; None if it does not
+    match the ID alphabet."""
+    if _match_id(agent_id) is None:
         return None
-    return _RELEASE_ARGUMENTS % (agent_id, task_id, created, cpu, memory, disk, network,
-                                 priority, "true" if allocation.preemptable is True else "false")
+    if len(_AGENTS) >= WRITTEN_MAX:
+        _AGENTS.clear()
+    written = _AGENTS[agent_id] = f"'{agent_id}', "
+    return written
 
 
 def allocate_arguments(allocation: Allocation, now: float) -> tuple[str, str] | None:
     """The arguments of :data:`FAST_ALLOCATE` for ``allocation`` at ``now``, and those of
-    :data:`FAST_RELEASE` for the allocation it grants; None when it is not for the fast
-    path (a reservation to redeem, an ID that is not exactly a ``str`` ID, an amount or
-    time that is not a finite float)."""
-    release = _release_arguments(allocation)
+    :data:`FAST_RELEASE` for the allocation it grants (a prefix of the former's); None
+    when it is not for the fast path (a reservation to redeem, an ID that is not exactly
+    a ``str`` ID, an amount or time that is not a finite float, a priority that is not a
+    :class:`Priority`)."""
+    # On the path of every fast pair, under the GIL the client threads share: read the
+    # fields from the model's dict, test exact types (see the module's docstring).
+    fields = allocation.__dict__
+    agent_id, task_id = fields["agent_id"], fields["task_id"]
+    created, cpu, memory = fields["created_at"], fields["cpu_cores"], fields["memory_mb"]
+    disk, network = fields["disk_mb"], fields["network_mbps"]
+    priority, preemptable = fields["priority"], fields["preemptable"]
     if type(now) is int:
         now = float(now)
-    if release is None or type(now) is not float or not _finite(now):
+    if (fields["reservation_id"] is not None
+            or type(agent_id) is not _str or type(task_id) is not _str
+            or type(created) is not _float or type(cpu) is not _float
+            or type(memory) is not _float or type(disk) is not _float
+            or type(network) is not _float or type(now) is not _float
+            or type(priority) is not _Priority or type(preemptable) is not _bool
+            # One sum says whether all are finite (inf and nan spread; a sum too large
+            # to be finite only sends the call to the general function).
+            or not _finite(created + cpu + memory + disk + network + now)
+            or _match_id(task_id) is None):
         return None
-    return f"{release}, {_number(now)}", release
+    agent = _AGENTS.get(agent_id) or _write_agent(agent_id)
+    if agent is None:
+        return None
+    key = (cpu, memory, disk, network, priority, preemptable)
+    release = f"{agent}'{task_id}', {created!r}, {_AMOUNTS.get(key) or _write_amounts(key)}"
+    return f"{release}, {now!r}", release
 
 
 #: Bound of a store's :class:`HeldSlots` (cleared when full: an entry only saves a trip).

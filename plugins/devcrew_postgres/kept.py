@@ -30,11 +30,13 @@ from devcrew_postgres.connection import FORK_GUARD, ConnectionPool
 class _Kept:
     """One thread's kept connection; gives it back when the thread's locals go."""
 
-    __slots__ = ("conn", "keeper")
+    __slots__ = ("conn", "generation", "keeper")
 
     def __init__(self, keeper: KeptConnections, conn: Any) -> None:
         self.keeper = keeper
         self.conn = conn
+        #: The process it was kept in (see devcrew_core.forks).
+        self.generation = generation()
 
     def __del__(self) -> None:
         # A finalizer must not raise (at interpreter exit the pool may be half gone, and
@@ -63,16 +65,21 @@ class KeptConnections:
     def take(self) -> Any | None:
         """The current thread's kept connection (kept now if none is and the limit
         allows), or None: then the caller uses the pool."""
+        kept: _Kept | None = getattr(self._local, "kept", None)
+        # On the path of every fast statement: kept in this process, still open.
+        if (kept is not None and kept.generation == generation() and not self._pool.closed
+                and not kept.conn.closed):
+            return kept.conn
+        return self._keep()
+
+    def _keep(self) -> Any | None:
         if self._generation != generation():  # cheaper than os.getpid() per call
             with FORK_GUARD:  # not self._guard: another thread may have held it at the fork
                 if self._generation != generation():
                     self._reset()  # a forked child: the parent's are not counted here
-        kept: _Kept | None = getattr(self._local, "kept", None)
-        if kept is not None:
-            conn = kept.conn
-            if conn.owner == self._pid and not conn.closed and not self._pool.closed:
-                return conn
-            self._local.kept = None  # given back (or, a parent's, left alone)
+        # Gone (given back at close, or broken), or a parent's (left alone, see
+        # give_back): forgotten.
+        self._local.kept = None
         if self._count >= self._limit or self._pool.closed:
             return None
         with self._guard:

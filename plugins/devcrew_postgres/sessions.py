@@ -57,12 +57,14 @@ class Prepared:
     the connection remembers it until the connection is closed.
     """
 
-    __slots__ = ("execute", "name", "prepare")
+    __slots__ = ("execute", "name", "opening", "prepare")
 
     def __init__(self, name: str, types: Sequence[str], body: str) -> None:
         self.name = name
         self.prepare = f"PREPARE {name} ({', '.join(types)}) AS {body}"
         self.execute = f"EXECUTE {name} ({', '.join(['%s'] * len(types))})"
+        #: What precedes arguments written as literals (``Sessions.fast``).
+        self.opening = f"EXECUTE {name} ("
 
     def prepare_on(self, cursor: Any) -> None:
         """Prepare the statement on the cursor's connection unless it has been."""
@@ -142,31 +144,52 @@ class Sessions:
         has not. ``arguments`` are literals the caller wrote and checked (see
         ``devcrew_postgres.fastpaths``). Returns the statement's row count, or -1 when
         the server refused it with a SQLSTATE in ``fallback`` (it changed nothing)."""
+        conn = self._kept.take()
+        if conn is None:
+            return self._fast_on_pooled(statement, arguments, fallback)
+        # The path of every fast pair: no finally, the checks only when it failed.
+        try:
+            cursor = conn.calls
+            if statement.name not in conn.prepared:
+                statement.prepare_on(cursor)
+            cursor.execute(f"{statement.opening}{arguments})")
+        except BaseException as exc:
+            if conn.get_transaction_status() != _IDLE:
+                self._kept.drop()  # the pool checks it (and rolls back what is open)
+            if isinstance(exc, psycopg2.Error):
+                return self._fast_failed(statement, exc, fallback)
+            raise
+        count: int = cursor.rowcount
+        return count
+
+    def _fast_on_pooled(self, statement: Prepared, arguments: str,
+                        fallback: frozenset[str]) -> int:
+        """:meth:`fast` on a connection from the pool (the thread keeps none)."""
         pool = self._pool
-        kept = self._kept.take()
-        pooled = kept is None
-        conn = pool.acquire() if kept is None else kept
+        conn = pool.acquire()
         try:
             cursor = conn.calls
             statement.prepare_on(cursor)
-            cursor.execute(f"EXECUTE {statement.name} ({arguments})")
+            cursor.execute(f"{statement.opening}{arguments})")
             count: int = cursor.rowcount
             return count
         except psycopg2.Error as exc:
-            if exc.pgcode in fallback:
-                if exc.pgcode in _NEVER_EXPECTED:
-                    # The fast statements' lock order should make these impossible:
-                    # say so rather than let the fallback hide a broken order.
-                    logger.warning("PostgreSQL %s: %s rolled back (%s); the general "
-                                   "function decides", pool.masked_url, statement.name,
-                                   exc.pgcode)
-                return -1
-            raise pool.query_error(exc) from None
+            return self._fast_failed(statement, exc, fallback)
         finally:
-            if pooled:
-                pool.release(conn)
-            elif conn.get_transaction_status() != _IDLE:
-                self._kept.drop()  # the pool checks it (and rolls back what is open)
+            pool.release(conn)
+
+    def _fast_failed(self, statement: Prepared, exc: psycopg2.Error,
+                     fallback: frozenset[str]) -> int:
+        """-1 for a SQLSTATE in ``fallback`` (the statement changed nothing); else the
+        error as a :class:`StoreError`."""
+        if exc.pgcode not in fallback:
+            raise self._pool.query_error(exc) from None
+        if exc.pgcode in _NEVER_EXPECTED:
+            # The fast statements' lock order should make these impossible: say so
+            # rather than let the fallback hide a broken order.
+            logger.warning("PostgreSQL %s: %s rolled back (%s); the general function "
+                           "decides", self._pool.masked_url, statement.name, exc.pgcode)
+        return -1
 
     def close(self) -> None:
         """Close the pool; the calling thread's kept connection first (other threads'

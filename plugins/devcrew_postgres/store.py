@@ -442,10 +442,8 @@ class PostgresStore(Store):
             if arguments is not None \
                     and (allocation.agent_id, allocation.task_id) not in self._held \
                     and sessions.fast(FAST_ALLOCATE, arguments[0], FALLBACK_STATES) == 1:
-                stored = holding_slot(allocation, True)
-                # The release's arguments, written while the fields are the granted ones.
-                self._granted.remember(stored, arguments[1])
-                return stored
+                # Kept with the release's arguments, written from the granted fields.
+                return self._granted.grant(allocation, arguments[1])
         validate_id(allocation.agent_id, "agent_id")
         validate_id(allocation.task_id, "task_id")
         # Nothing was written: the task has a row here (its slot, see HeldSlots), or the
@@ -491,16 +489,21 @@ class PostgresStore(Store):
         """Remove an allocation, freeing the slot it holds, in one statement: the fast
         one for an allocation this store granted (``fastpaths.FAST_RELEASE``; the same
         object comes back), else the general function."""
-        validate_id(agent_id, "agent_id")
-        validate_id(task_id, "task_id")
-        noted = self._granted.take_noted(agent_id, task_id)
-        granted, arguments = (None, None) if noted is None else noted
+        granted = arguments = None
+        # Exact strs equal to the IDs of a granted allocation are those (checked) IDs:
+        # no need to check them again when the fast statement answers.
+        if type(agent_id) is str and type(task_id) is str:
+            noted = self._granted.take_noted(agent_id, task_id)
+            if noted is not None:
+                granted, arguments = noted
         sessions = self._sessions
         # Arguments were written for what the fast allocate granted (and the object is
         # unchanged): its entry may still be in the totals row. Anything else is a row.
         if arguments is not None and not sessions.in_batch() and sessions.fast(
                 FAST_RELEASE, arguments, FALLBACK_STATES) == 1:
             return granted
+        validate_id(agent_id, "agent_id")
+        validate_id(task_id, "task_id")
         rows = sessions.run(lambda tx: tx.call(_RELEASE_ALLOCATION, (agent_id, task_id)))
         if rows[0][1] is None:
             return None
