@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devcrew_core.errors import ConfigError, NotFoundError, StoreError
+from devcrew_core.errors import ConfigError, DefinitionError, NotFoundError, StoreError
 from devcrew_core.models import Priority, ResourceLimits
 from devcrew_core.stores import open_store
 from devcrew_core.stores.records import AgentRecord, Allocation, AuditRecord, Reservation
@@ -354,7 +354,8 @@ def test_the_fast_path_leaves_hard_cases_to_the_exact_one(tmp_path: Path) -> Non
                               now) is None, "the live reservation holds the rest"
         # The totals row cannot be reached through task IDs.
         assert store.release_slot("a1", "") is False
-        assert store.release_allocation("a1", "") is None
+        with pytest.raises(DefinitionError, match="task_id"):
+            store.release_allocation("a1", "")
         with pytest.raises(NotFoundError):
             store.allocate(Allocation(agent_id="nobody", task_id="t1"), now)
         _check_totals(tmp_path / "s.db")

@@ -172,6 +172,22 @@ def test_allocate_of_an_unvalidated_allocation_with_a_bad_id_stores_nothing(
     assert got is not None and got.current_load == 0
 
 
+@pytest.mark.parametrize(("agent_id", "task_id", "field"), [
+    ("a1", "", "task_id"),              # SQLite's totals row has task ID ''
+    ("a1", "x'; --", "task_id"),
+    ("a1:t1", "t1", "agent_id"),
+])
+def test_release_allocation_with_a_bad_id_is_refused_by_name(
+        store: Store, agent_id: str, task_id: str, field: str) -> None:
+    store.put_agent(agent())
+    assert store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=1.0), 5.0)
+    with pytest.raises(DefinitionError, match=field):
+        store.release_allocation(agent_id, task_id)
+    assert [a.task_id for a in store.list_allocations()] == ["t1"]
+    got = store.get_agent("a1")
+    assert got is not None and got.current_load == 1
+
+
 def test_slots_respect_max_concurrent_tasks(store: Store) -> None:
     store.put_agent(agent(max_tasks=2))
     first = store.acquire_slot("a1", "t1")

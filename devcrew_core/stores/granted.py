@@ -13,7 +13,7 @@ pydantic 2.14, ``model_construct`` more than validation).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from devcrew_core.models.resources import Priority
 from devcrew_core.stores.records import Allocation
@@ -68,7 +68,12 @@ def holding_slot(allocation: Allocation, holds_slot: bool) -> Allocation:
     return trusted_allocation(values, allocation.__pydantic_fields_set__ | _HOLDS_SLOT)
 
 
-class GrantedAllocations:
+#: What a store writes down for a release (PostgreSQL: the fast statement's arguments as
+#: text; SQLite: the allocate statement's parameters).
+NoteT = TypeVar("NoteT")
+
+
+class GrantedAllocations(Generic[NoteT]):
     """The allocations a store granted through its fast path, by (agent, task), until
     their release. Safe across threads (single dict operations, under the GIL); an entry
     is a hint only, checked against the stored row before it is trusted, so a stale one
@@ -80,16 +85,16 @@ class GrantedAllocations:
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, str],
-                           tuple[Allocation, dict[str, Any] | None, str | None]] = {}
+                           tuple[Allocation, dict[str, Any] | None, NoteT | None]] = {}
 
-    def remember(self, allocation: Allocation, note: str | None = None) -> None:
+    def remember(self, allocation: Allocation, note: NoteT | None = None) -> None:
         """Keep ``allocation`` (and ``note``) for its release."""
         if len(self._by_key) >= GRANTED_MAX:
             self._by_key.clear()
         fields = None if note is None else allocation.__dict__.copy()
         self._by_key[allocation.agent_id, allocation.task_id] = (allocation, fields, note)
 
-    def grant(self, allocation: Allocation, note: str) -> Allocation:
+    def grant(self, allocation: Allocation, note: NoteT) -> Allocation:
         """What a fast allocate returns: a copy of ``allocation`` (validated already)
         that took its task's slot, remembered with ``note`` (:func:`holding_slot`, then
         :meth:`remember`, in one step: this is on the path of every fast pair)."""
@@ -110,7 +115,7 @@ class GrantedAllocations:
         return None if noted is None else noted[0]
 
     def take_noted(self, agent_id: str, task_id: str
-                   ) -> tuple[Allocation, str | None] | None:
+                   ) -> tuple[Allocation, NoteT | None] | None:
         """:meth:`take`, with the note kept with the allocation: None when there was
         none, or when a field of the allocation has changed since."""
         entry = self._by_key.pop((agent_id, task_id), None)

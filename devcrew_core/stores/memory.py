@@ -332,6 +332,8 @@ class MemoryStore(Store):
 
     def release_allocation(self, agent_id: str, task_id: str) -> Allocation | None:
         """Remove an allocation (and free the slot it holds)."""
+        validate_id(agent_id, "agent_id")
+        validate_id(task_id, "task_id")
         with self._lock:
             gone = self._allocations.pop((agent_id, task_id), None)
             if gone is not None and gone.holds_slot:

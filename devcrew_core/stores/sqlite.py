@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from devcrew_core.errors import ConfigError, NotFoundError, StoreError
 from devcrew_core.forks import generation
-from devcrew_core.ids import validate_id, validate_optional_id
+from devcrew_core.ids import ID_PATTERN, validate_id, validate_optional_id
 from devcrew_core.stores.base import (
     AGENT_MUTABLE_FIELDS,
     HANDOFF_MUTABLE_FIELDS,
@@ -65,6 +65,7 @@ _LOAD = ("COALESCE((SELECT h.load FROM holdings h "
          "WHERE h.agent_id = a.agent_id AND h.task_id = ''), 0)")
 _DIMS = ("cpu_cores", "memory_mb", "disk_mb", "network_mbps")
 _SYNC_MODES = {"normal": "NORMAL", "full": "FULL", "off": "OFF"}
+_match_id = ID_PATTERN.fullmatch
 
 
 def sqlite_path(url: str) -> tuple[Path, dict[str, str]]:
@@ -123,15 +124,17 @@ _RELEASE = ("DELETE FROM holdings WHERE agent_id = ? AND task_id = ? "  # noqa: 
             "AND created_at IS NOT NULL AND (holds_slot OR slot_at IS NULL) "
             f"RETURNING {_ALLOCATION_COLUMNS}")
 
-#: release_allocation() of an allocation this store object granted in one statement, and
-#: without reading the row back (RETURNING nine columns cost more than the rest of the
-#: statement): delete the row only if it holds exactly the granted allocation (every
-#: field equal), so the granted object is what was deleted. Else _RELEASE decides.
+#: release_allocation() of an allocation this store object granted through _ALLOCATE, in
+#: one statement and without reading the row back (RETURNING nine columns cost more than
+#: the rest of the statement): delete the row only if it holds exactly the granted
+#: allocation (every field equal), so the granted object is what was deleted. Its
+#: parameters are _ALLOCATE's own, kept with the granted object (?3, the slot's time, is
+#: not compared); the store uses them only while the object's fields are unchanged, so
+#: it still holds its slot. Else _RELEASE decides.
 _RELEASE_GRANTED = (
-    "DELETE FROM holdings WHERE agent_id = ? AND task_id = ? AND created_at = ? "
-    "AND cpu_cores = ? AND memory_mb = ? AND disk_mb = ? AND network_mbps = ? "
-    "AND priority = ? AND preemptable = ? AND reservation_id IS ? AND holds_slot = ? "
-    "AND (holds_slot OR slot_at IS NULL)")
+    "DELETE FROM holdings WHERE agent_id = ?1 AND task_id = ?2 AND created_at = ?4 "
+    "AND cpu_cores = ?5 AND memory_mb = ?6 AND disk_mb = ?7 AND network_mbps = ?8 "
+    "AND priority = ?9 AND preemptable = ?10 AND reservation_id IS ?11 AND holds_slot = 1")
 #: What the exact paths (allocate's general case, reserve) decide on: the agent's limits
 #: from its totals row, and what its allocations hold summed from their rows, not the
 #: running sums (which the fast path's stricter check uses): float rounding in those
@@ -190,7 +193,7 @@ class SQLiteStore(Store):
         # Allocations granted by allocate()'s common case, by (agent, task), for
         # release_allocation (see _RELEASE_GRANTED). Shared by the threads: single dict
         # operations are atomic; a stale or missing entry only costs the slower statement.
-        self._granted = GrantedAllocations()
+        self._granted = GrantedAllocations[tuple[Any, ...]]()
         self._all_connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         try:
@@ -649,23 +652,27 @@ class SQLiteStore(Store):
     def allocate(self, allocation: Allocation, now: float) -> Allocation | None:
         """Check capacity, take the slot and record the allocation atomically: one
         statement in the common case (see ``_ALLOCATE``), else one write transaction."""
-        validate_id(allocation.agent_id, "agent_id")
-        validate_id(allocation.task_id, "task_id")
+        # On the path of every pair, under the GIL the client threads share: the fields
+        # from the model's dict; exact strs matching the ID alphabet need no validate_id.
+        fields = allocation.__dict__
+        agent_id, task_id = fields["agent_id"], fields["task_id"]
+        if type(agent_id) is not str or type(task_id) is not str \
+                or _match_id(agent_id) is None or _match_id(task_id) is None:
+            validate_id(agent_id, "agent_id")
+            validate_id(task_id, "task_id")
+        parameters = (agent_id, task_id, time.time(), fields["created_at"],
+                      fields["cpu_cores"], fields["memory_mb"], fields["disk_mb"],
+                      fields["network_mbps"], int(fields["priority"]),
+                      int(fields["preemptable"]), fields["reservation_id"])
         try:
-            taken = self._cursor.execute(_ALLOCATE, (
-                allocation.agent_id, allocation.task_id, time.time(), allocation.created_at,
-                allocation.cpu_cores, allocation.memory_mb, allocation.disk_mb,
-                allocation.network_mbps, int(allocation.priority), int(allocation.preemptable),
-                allocation.reservation_id,
-            )).rowcount
+            taken = self._cursor.execute(_ALLOCATE, parameters).rowcount
         except sqlite3.IntegrityError:  # the insert trigger's check: see _ALLOCATE
             taken = 0
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite {self.path}: {exc}") from exc
         if taken:
-            stored = holding_slot(allocation, True)
-            self._granted.remember(stored)
-            return stored
+            # Kept with the parameters, which _RELEASE_GRANTED takes as they are.
+            return self._granted.grant(allocation, parameters)
         # Nothing was written: the task holds something there already, or the agent has
         # reservations, is full, or unknown. Decide with everything read.
         with self._tx() as conn:
@@ -753,20 +760,28 @@ class SQLiteStore(Store):
         """Remove an allocation (and free the slot it holds) atomically: one statement
         in the common cases (``_RELEASE_GRANTED``, ``_RELEASE``), else one write
         transaction. An allocation this store granted comes back as the same object."""
-        granted = self._granted.take(agent_id, task_id)
+        granted = parameters = None
+        # Exact strs equal to the IDs of a granted allocation are those (checked) IDs:
+        # no need to check them again when the fast statement answers.
+        if type(agent_id) is str and type(task_id) is str:
+            noted = self._granted.take_noted(agent_id, task_id)
+            if noted is not None:
+                granted, parameters = noted
         try:
             cursor = self._cursor
-            if granted is not None and cursor.execute(_RELEASE_GRANTED, (
-                agent_id, task_id, granted.created_at, granted.cpu_cores, granted.memory_mb,
-                granted.disk_mb, granted.network_mbps, int(granted.priority),
-                int(granted.preemptable), granted.reservation_id, int(granted.holds_slot),
-            )).rowcount:
+            if parameters is not None \
+                    and cursor.execute(_RELEASE_GRANTED, parameters).rowcount:
                 return granted
+            validate_id(agent_id, "agent_id")
+            validate_id(task_id, "task_id")
             rows = cursor.execute(_RELEASE, (agent_id, task_id)).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite {self.path}: {exc}") from exc
         if rows:
-            return _allocation_from(agent_id, task_id, rows[0])
+            released = _allocation_from(agent_id, task_id, rows[0])
+            # A granted object changed since (or whose note is gone) that still equals
+            # the row is the one this store handed out.
+            return granted if granted == released else released
         # None, or the task holds its slot apart from the allocation (it keeps it).
         with self._tx() as conn:
             return self._release_allocation_in(conn, agent_id, task_id)

@@ -188,7 +188,7 @@ class PostgresStore(Store):
         self._pool = ConnectionPool(url, settings)
         self.url = self._pool.masked_url
         self._sessions = Sessions(self._pool)
-        self._granted = GrantedAllocations()
+        self._granted = GrantedAllocations[str]()
         self._held = HeldSlots()
         try:
             with self._pool.connection() as conn:
