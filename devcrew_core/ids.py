@@ -13,6 +13,12 @@ from devcrew_core.errors import DefinitionError
 
 ID_PATTERN = re.compile(r"(?!\.+$)[A-Za-z0-9._-]{1,128}")
 ID_RULE = "1-128 characters from A-Z a-z 0-9 . _ -, not only dots"
+#: :data:`ID_PATTERN` for a string of at most :data:`ID_MAX_LENGTH` characters, without
+#: the look-ahead (which pydantic's Rust regex engine lacks): at least one is not a dot.
+ID_PATTERN_WITHOUT_LOOKAHEAD = r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"
+ID_MAX_LENGTH = 128
+#: The ``type`` of a model's validation error for a string that is not a valid ID.
+INVALID_ID_ERROR = "invalid_id"
 _SHOWN_CHARS = 200
 
 

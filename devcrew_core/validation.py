@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from devcrew_core.ids import INVALID_ID_ERROR, invalid_id_message
+
 
 def _location(loc: tuple[int | str, ...]) -> str:
     text = ""
@@ -42,6 +44,8 @@ def describe_validation_error(
             field = f"{prefix}.{field}" if field != "(root)" else prefix
         message = str(item["msg"]).removeprefix("Value error, ")
         value: Any = item.get("input")
+        if item["type"] == INVALID_ID_ERROR:
+            message = invalid_id_message(value)  # quotes the value (shortened if huge)
         if _mentions_secret(loc, value, secret_fields):
             shown = "" if item["type"] == "missing" else " (value hidden)"
         elif item["type"] == "missing" or (isinstance(value, str) and repr(value) in message):
