@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
@@ -90,6 +90,35 @@ def test_invalid_ids_are_rejected_naming_field_and_value(field: str, build: Any,
     shown = repr(bad) if len(bad) <= 40 else repr(bad)[:20]
     assert f"input_value={shown}" in text
     assert [error["type"] for error in info.value.errors()] == ["invalid_id"]
+
+
+@example(".")
+@example("...")
+@example(".a")
+@example("-..")
+@example("a" * 128)
+@example("a" * 129)
+@example("." * 128)
+@example("")
+@example("a\n")
+@given(st.one_of(
+    st.text(alphabet="a.-_Z9:/ \n\u00e9", max_size=6),
+    st.text(alphabet="a.", min_size=125, max_size=131),
+))
+def test_models_accept_exactly_the_ids_validate_id_accepts(value: str) -> None:
+    """The models' check (pydantic-core's regex and length) and validate_id's
+    (``ID_PATTERN``, with a look-ahead) are written differently: they must agree."""
+    try:
+        validate_id(value)
+        expected = True
+    except DefinitionError:
+        expected = False
+    try:
+        AgentContext(agent_id=value, agent_type="a")
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert accepted is expected
 
 
 @pytest.mark.parametrize(("field", "build"), ID_FIELDS, ids=[f for f, _ in ID_FIELDS])
