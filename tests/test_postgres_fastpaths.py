@@ -22,9 +22,12 @@ def _allocation(**changes: object) -> Allocation:
 
 
 def test_arguments_are_the_fields_as_sql_literals() -> None:
-    release = "'a-1', 't.1', 1700000000.25, 1.5, 1e-05, 0.0, 2.0, 3, false"
-    assert allocate_arguments(_allocation(), 12.5) == (f"{release}, 12.5", release)
-    assert allocate_arguments(_allocation(), 12) == (f"{release}, 12.0", release)
+    values = "1700000000.25, 1.5, 1e-05, 0.0, 2.0, 3, false"
+    # The fields, then the same values as the task's entry in `quick`.
+    assert allocate_arguments(_allocation(), 12.5) == (
+        f"'a-1', 't.1', {values}, 12.5, 't.1, {values}, 12.5;'")
+    assert allocate_arguments(_allocation(), 12) == (
+        f"'a-1', 't.1', {values}, 12.0, 't.1, {values}, 12.0;'")
 
 
 def test_remembered_literals_never_mix_allocations() -> None:
@@ -35,7 +38,7 @@ def test_remembered_literals_never_mix_allocations() -> None:
                 {"agent_id": "a-2"}, {"network_mbps": 0.0}]
     written = [allocate_arguments(_allocation(**changes), 1.0) for changes in variants]
     assert first is not None and None not in written
-    assert len({first[1], *(arguments[1] for arguments in written if arguments)}) == 6
+    assert len({first, *written}) == 6
     assert allocate_arguments(_allocation(), 1.0) == first
 
 
@@ -46,8 +49,9 @@ def test_remembered_literals_are_bounded() -> None:
     assert len(fastpaths._AMOUNTS) <= fastpaths.WRITTEN_MAX
     assert len(fastpaths._AGENTS) <= fastpaths.WRITTEN_MAX
     last = fastpaths.WRITTEN_MAX + 9
-    assert allocate_arguments(_allocation(agent_id=f"a{last}", cpu_cores=float(last)), 1.0)[1] \
-        .startswith(f"'a{last}', 't.1', 1700000000.25, {float(last)!r}, 1e-05, 0.0, 2.0, 3")
+    values = f"1700000000.25, {float(last)!r}, 1e-05, 0.0, 2.0, 3, false, 1.0"
+    assert allocate_arguments(_allocation(agent_id=f"a{last}", cpu_cores=float(last)), 1.0) \
+        == f"'a{last}', 't.1', {values}, 't.1, {values};'"
 
 
 class _Float(float):

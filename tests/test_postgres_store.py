@@ -659,6 +659,63 @@ def test_migration_from_schema_2_keeps_allocations_slots_and_reservations(
         _assert_totals_equal_sums(postgres_server, schema)
 
 
+def test_migration_from_schema_5_settles_the_json_quick_allocations(
+        postgres_server: PostgresServer, schema: str) -> None:
+    """Version 6 keeps `quick` as text: the allocations a version 5 fast allocate left in
+    the JSON column become `holdings` rows, exactly, with the totals unchanged."""
+    conn = raw(postgres_server, schema)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE devcrew_schema_version (version integer PRIMARY KEY, "
+                    "applied_at timestamptz NOT NULL DEFAULT now())")
+        for number, sql in migrations()[:5]:
+            if number == 3:  # an agent registered before the totals rows were made
+                record = _limited("a1", 3, 4.0)
+                cur.execute(
+                    "INSERT INTO agents (agent_id, agent_type, capabilities, "
+                    "max_concurrent_tasks, limit_cpu_cores, limit_memory_mb, data) "
+                    "VALUES ('a1', 'Worker', ARRAY['python'], 3, 4.0, 1e6, %s::jsonb)",
+                    (record.model_dump_json(exclude={"current_load", "running_tasks"}),))
+            cur.execute(sql)
+            cur.execute("INSERT INTO devcrew_schema_version (version) VALUES (%s)", (number,))
+        # What version 5's fast allocate wrote: the totals, and the task's JSON entry.
+        for task, cpu, priority, preemptable in (("q1", 1.5, 3, False), ("q2", 1e-05, 1, True)):
+            cur.execute(
+                "UPDATE agent_totals SET load = load + 1, allocations = allocations + 1, "
+                "alloc_cpu = alloc_cpu + %s::numeric, alloc_memory = alloc_memory + 10, "
+                "quick = quick || jsonb_build_object(%s::text, jsonb_build_array("
+                "2.25::float8, %s::numeric, 10::numeric, 0::numeric, 0::numeric, %s::integer, "
+                "%s::boolean, 7.5::float8)) WHERE agent_id = 'a1'",
+                (repr(cpu), task, repr(cpu), priority, preemptable))
+    conn.close()
+
+    with PostgresStore(postgres_server.url(schema=schema)) as store:
+        assert postgres_server.execute(
+            f"SELECT quick FROM {schema}.agent_totals WHERE agent_id = 'a1'") == [(";",)]
+        settled = {a.task_id: a for a in store.list_allocations("a1")}
+        assert settled == {
+            "q1": Allocation(agent_id="a1", task_id="q1", cpu_cores=1.5, memory_mb=10.0,
+                             priority=3, preemptable=False, created_at=2.25, holds_slot=True),
+            "q2": Allocation(agent_id="a1", task_id="q2", cpu_cores=1e-05, memory_mb=10.0,
+                             priority=1, preemptable=True, created_at=2.25, holds_slot=True),
+        }
+        a1 = store.get_agent("a1")
+        assert a1 is not None and (a1.current_load, sorted(a1.running_tasks)) == (
+            2, ["q1", "q2"])
+        _assert_totals_equal_sums(postgres_server, schema)
+        # Version 6's fast allocate: a text entry, read back exactly through all_holdings.
+        fresh = store.allocate(Allocation(agent_id="a1", task_id="f1", cpu_cores=0.1,
+                                          memory_mb=1e-05, created_at=3.5), 9.25)
+        assert fresh is not None and fresh.holds_slot is True
+        assert postgres_server.execute(
+            f"SELECT quick FROM {schema}.agent_totals WHERE agent_id = 'a1'") == [
+            (";f1, 3.5, 0.1, 1e-05, 0.0, 0.0, 2, true, 9.25;",)]
+        assert {a.task_id: a for a in store.list_allocations("a1")}["f1"] == fresh
+        _assert_totals_equal_sums(postgres_server, schema)
+        assert store.release_allocation("a1", "f1") is fresh
+        assert store.release_allocation("a1", "q1") == settled["q1"]
+        _assert_totals_equal_sums(postgres_server, schema)
+
+
 def test_totals_equal_the_sums_after_random_operations(
         store: PostgresStore, postgres_server: PostgresServer, schema: str) -> None:
     rng = random.Random(1234)  # noqa: S311 - a reproducible sequence, not a secret
@@ -931,7 +988,8 @@ def test_a_store_that_did_not_see_the_slot_taken_allocates_onto_it(
     fresh = store.allocate(Allocation(agent_id="hot", task_id="y", cpu_cores=1.0), 1.0)
     assert fresh is not None and fresh.holds_slot is True
     assert postgres_server.execute(
-        f"SELECT quick ? 'y', quick ? 'x', held_rows FROM {schema}.agent_totals "
+        f"SELECT strpos(quick, ';y,') > 0, strpos(quick, ';x,') > 0, held_rows "
+        f"FROM {schema}.agent_totals "
         "WHERE agent_id = 'hot'")[0] == (True, False, 1)
     agent_now = store.get_agent("hot")
     assert agent_now is not None and agent_now.current_load == 2
@@ -947,7 +1005,8 @@ def test_a_fast_release_that_waited_while_its_allocation_was_settled_still_relea
     granted = store.allocate(Allocation(agent_id="hot", task_id="x", cpu_cores=1.0), 1.0)
     assert granted is not None
     assert postgres_server.execute(
-        f"SELECT quick ? 'x' FROM {schema}.agent_totals WHERE agent_id = 'hot'")[0][0]
+        f"SELECT strpos(quick, ';x,') > 0 FROM {schema}.agent_totals "
+        "WHERE agent_id = 'hot'")[0][0]
     with _while_agent_locked(postgres_server, schema, "hot",
                              lambda: store.release_allocation("hot", "x")) as (_, results):
         pass  # locking the agent settled it

@@ -1,21 +1,22 @@
-"""The one-statement fast paths of allocate and release (schema version 5).
+"""The one-statement fast paths of allocate and release (schema version 6).
 
 Each is one prepared UPDATE of the agent's totals row, which holds the allocations the
-fast allocate granted in its ``quick`` column until another call locks the agent;
-``sql/005_quick_allocations.sql`` explains why and how the other calls see them:
+fast allocate granted in its ``quick`` column (text: one entry per allocation) until
+another call locks the agent; ``sql/005_quick_allocations.sql`` explains why and how the
+other calls see them, ``sql/006_text_quick.sql`` the entries' format:
 
-* :data:`FAST_ALLOCATE` adds the allocation to the totals and to ``quick`` when it
-  fits, the agent has no reservation to look at, and the task holds nothing on the
-  agent; otherwise (or for an unknown agent) it updates nothing (row count 0).
-* :data:`FAST_RELEASE` releases an allocation this store granted, given all its fields:
-  it updates nothing (row count 0) unless the task's entry in ``quick`` is exactly that
-  allocation.
+* :data:`FAST_ALLOCATE` adds the allocation to the totals and appends its entry to
+  ``quick`` when it fits, the agent has no reservation to look at, and the task holds
+  nothing on the agent; otherwise (or for an unknown agent) it updates nothing (row
+  count 0).
+* :data:`FAST_RELEASE` releases an allocation this store granted, given the same
+  arguments as its allocate: it updates nothing (row count 0) unless ``quick`` holds
+  exactly the entry that allocate appended.
 
 A row count of 0 changes nothing, and the store calls the general PL/pgSQL function.
 
-The statements' arguments are written into the ``EXECUTE`` as literals by
-:func:`allocate_arguments` (both statements' at once: the release's are written
-when the allocation is granted) rather than interpolated by
+The arguments are written into the ``EXECUTE`` as literals by :func:`allocate_arguments`
+(once per allocation: the release takes the allocate's) rather than interpolated by
 psycopg2: on this path psycopg2's adaptation of ten parameters cost more client CPU than
 the rest of the call, and with several threads that CPU is spent under the GIL. Only
 values that cannot carry SQL are written: IDs that are exactly ``str`` and match
@@ -40,19 +41,19 @@ from devcrew_postgres.sessions import Prepared
 #: locks one row).
 FALLBACK_STATES = frozenset({"40P01", "40001"})
 
-#: The arguments of both statements start alike (agent, task, then the task's entry in
-#: ``quick``: created_at, the four amounts, priority, preemptable), so the release's are
-#: a prefix of the allocate's; the allocate adds ``now`` ($10), the slot's time, which
-#: ends the entry.
+#: Both statements' parameters: agent, task, created_at, the four amounts, priority,
+#: preemptable, ``now`` (the slot's time), then the task's entry in ``quick`` as text
+#: (sql/006_text_quick.sql), written from the same values by :func:`allocate_arguments`.
+_PARAMETER_TYPES = ("text", "text", "float8", "numeric", "numeric", "numeric", "numeric",
+                    "integer", "boolean", "float8", "text")
+
 FAST_ALLOCATE = Prepared(
-    "devcrew_fast_allocate5",
-    ("text", "text", "float8", "numeric", "numeric", "numeric", "numeric", "integer",
-     "boolean", "float8"),
+    "devcrew_fast_allocate6",
+    _PARAMETER_TYPES,
     "UPDATE agent_totals SET load = load + 1, allocations = allocations + 1,"
     " alloc_cpu = alloc_cpu + $4, alloc_memory = alloc_memory + $5,"
     " alloc_disk = alloc_disk + $6, alloc_network = alloc_network + $7,"
-    " quick = quick || jsonb_build_object($2::text,"
-    "  jsonb_build_array($3, $4, $5, $6, $7, $8, $9, $10)) "
+    " quick = quick || $11 "
     "WHERE agent_id = $1 AND load < max_tasks"
     " AND $10 >= resv_swept_at AND (resv_next_expiry IS NULL OR resv_next_expiry > $10)"
     " AND (limit_cpu IS NULL OR alloc_cpu + resv_cpu + $4 <= limit_cpu + 1e-9)"
@@ -60,22 +61,20 @@ FAST_ALLOCATE = Prepared(
     " AND (limit_disk IS NULL OR alloc_disk + resv_disk + $6 <= limit_disk + 1e-9)"
     " AND (limit_network IS NULL"
     "      OR alloc_network + resv_network + $7 <= limit_network + 1e-9)"
-    " AND NOT quick ? $2"
+    " AND strpos(quick, ';' || $2 || ',') = 0"
     # No `holdings` row for the agent at all, or none for the task as committed when
     # the function is called (see sql/005_quick_allocations.sql).
     " AND (held_rows = 0 OR devcrew_task_holds_nothing($1, $2))",
 )
 
 FAST_RELEASE = Prepared(
-    "devcrew_fast_release5",
-    ("text", "text", "float8", "numeric", "numeric", "numeric", "numeric", "integer",
-     "boolean"),
+    "devcrew_fast_release6",
+    _PARAMETER_TYPES,
     "UPDATE agent_totals SET load = load - 1, allocations = allocations - 1,"
     " alloc_cpu = alloc_cpu - $4, alloc_memory = alloc_memory - $5,"
     " alloc_disk = alloc_disk - $6, alloc_network = alloc_network - $7,"
-    " quick = quick - $2::text "
-    "WHERE agent_id = $1"
-    " AND (quick -> $2::text) - 7 = jsonb_build_array($3, $4, $5, $6, $7, $8, $9)",
+    " quick = replace(quick, ';' || $11, ';') "
+    "WHERE agent_id = $1 AND strpos(quick, ';' || $11) > 0",
 )
 
 _finite = math.isfinite
@@ -117,11 +116,11 @@ def _write_agent(agent_id: str) -> str | None:
     return written
 
 
-def allocate_arguments(allocation: Allocation, now: float) -> tuple[str, str] | None:
-    """The arguments of :data:`FAST_ALLOCATE` for ``allocation`` at ``now``, and those of
-    :data:`FAST_RELEASE` for the allocation it grants (a prefix of the former's); None
-    when it is not for the fast path (a reservation to redeem, an ID that is not exactly
-    a ``str`` ID, an amount or time that is not a finite float, a priority that is not a
+def allocate_arguments(allocation: Allocation, now: float) -> str | None:
+    """The arguments of :data:`FAST_ALLOCATE` for ``allocation`` at ``now``, which are
+    also those of :data:`FAST_RELEASE` for the allocation it grants; None when it is not
+    for the fast path (a reservation to redeem, an ID that is not exactly a ``str`` ID,
+    an amount or time that is not a finite float, a priority that is not a
     :class:`Priority`)."""
     # On the path of every fast pair, under the GIL the client threads share: read the
     # fields from the model's dict, test exact types (see the module's docstring).
@@ -147,8 +146,9 @@ def allocate_arguments(allocation: Allocation, now: float) -> tuple[str, str] | 
     if agent is None:
         return None
     key = (cpu, memory, disk, network, priority, preemptable)
-    release = f"{agent}'{task_id}', {created!r}, {_AMOUNTS.get(key) or _write_amounts(key)}"
-    return f"{release}, {now!r}", release
+    values = f"{created!r}, {_AMOUNTS.get(key) or _write_amounts(key)}, {now!r}"
+    # The entry in `quick` is the same values after the task ID (sql/006_text_quick.sql).
+    return f"{agent}'{task_id}', {values}, '{task_id}, {values};'"
 
 
 #: Bound of a store's :class:`HeldSlots` (cleared when full: an entry only saves a trip).

@@ -7,8 +7,9 @@ trip, and the common allocate and release are one plain prepared statement each
 agent's totals one narrow row of ``agent_totals``, which also holds the allocations the
 fast allocate granted until another call locks the agent (readers see both through the
 ``all_holdings`` view): the fast allocate and release change the totals row only, and
-never the wide ``agents`` row (``sql/003_holdings.sql``, ``sql/004_plain_fast_paths.sql``
-and ``sql/005_quick_allocations.sql`` describe the rows and the locking).
+never the wide ``agents`` row (``sql/003_holdings.sql``, ``sql/004_plain_fast_paths.sql``,
+``sql/005_quick_allocations.sql`` and ``sql/006_text_quick.sql`` describe the rows and
+the locking).
 Read-modify-write updates lock the row with ``SELECT ... FOR UPDATE``. Statements are
 parameterised, except the fast statements' literal arguments (checked IDs and finite
 numbers only), and identifiers are validated before they reach the server."""
@@ -441,9 +442,9 @@ class PostgresStore(Store):
             arguments = allocate_arguments(allocation, now)
             if arguments is not None \
                     and (allocation.agent_id, allocation.task_id) not in self._held \
-                    and sessions.fast(FAST_ALLOCATE, arguments[0], FALLBACK_STATES) == 1:
-                # Kept with the release's arguments, written from the granted fields.
-                return self._granted.grant(allocation, arguments[1])
+                    and sessions.fast(FAST_ALLOCATE, arguments, FALLBACK_STATES) == 1:
+                # Kept for the release, which takes the same arguments.
+                return self._granted.grant(allocation, arguments)
         validate_id(allocation.agent_id, "agent_id")
         validate_id(allocation.task_id, "task_id")
         # Nothing was written: the task has a row here (its slot, see HeldSlots), or the
