@@ -345,6 +345,9 @@ def test_the_fast_path_leaves_hard_cases_to_the_exact_one(tmp_path: Path) -> Non
         fresh = store.allocate(Allocation(agent_id="a1", task_id="t6", cpu_cores=0.05), now)
         assert fresh is not None
         assert store.release_allocation("a1", "t6") is fresh
+        # IDs given as a str subclass find it too (checked first).
+        again = store.allocate(Allocation(agent_id="a1", task_id="t6", cpu_cores=0.05), now)
+        assert store.release_allocation(type("Text", (str,), {})("a1"), "t6") is again
         # An expired reservation sends allocations to the exact path, which ignores it.
         assert store.reserve(Reservation(reservation_id="r1", agent_id="a1", cpu_cores=0.1,
                                          expires_at=now + 1), now)

@@ -188,6 +188,23 @@ def test_release_allocation_with_a_bad_id_is_refused_by_name(
     assert got is not None and got.current_load == 1
 
 
+class _IdText(str):
+    """A str subclass: equal to, and hashed as, the plain str of its characters."""
+
+
+def test_release_allocation_with_str_subclass_ids_releases_the_allocation(
+        store: Store) -> None:
+    store.put_agent(agent())
+    granted = store.allocate(Allocation(agent_id="a1", task_id="t1", cpu_cores=1.0), 5.0)
+    assert granted is not None
+    gone = store.release_allocation(_IdText("a1"), _IdText("t1"))
+    assert gone == granted
+    assert store.release_allocation("a1", "t1") is None
+    assert store.list_allocations() == []
+    with pytest.raises(DefinitionError, match="task_id"):
+        store.release_allocation(_IdText("a1"), _IdText("t:1"))
+
+
 def test_slots_respect_max_concurrent_tasks(store: Store) -> None:
     store.put_agent(agent(max_tasks=2))
     first = store.acquire_slot("a1", "t1")

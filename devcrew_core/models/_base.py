@@ -53,7 +53,11 @@ class _IdSchema:
     calls were a quarter of the cost of building an allocation. A value that is not a
     string fails as for any ``str`` field; a string that is not an ID fails with one
     error type, :data:`~devcrew_core.ids.INVALID_ID_ERROR` (``devcrew_core.validation``
-    writes it as :func:`~devcrew_core.ids.invalid_id_message`, naming the value)."""
+    writes it as :func:`~devcrew_core.ids.invalid_id_message`, naming the value).
+    The pattern's ``$`` is the Rust engine's, the end of the string only (Python's
+    ``re`` would also match before a final newline): models keep the default
+    ``regex_engine``, and a test checks the models accept exactly what
+    :func:`~devcrew_core.ids.validate_id` accepts, ``"a\\n"`` included."""
 
     def __get_pydantic_core_schema__(self, source: Any,
                                      handler: GetCoreSchemaHandler) -> CoreSchema:

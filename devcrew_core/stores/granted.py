@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+from devcrew_core.ids import validate_id
 from devcrew_core.models.resources import Priority
 from devcrew_core.stores.records import Allocation
 
@@ -94,19 +95,33 @@ class GrantedAllocations(Generic[NoteT]):
         fields = None if note is None else allocation.__dict__.copy()
         self._by_key[allocation.agent_id, allocation.task_id] = (allocation, fields, note)
 
-    def grant(self, allocation: Allocation, note: NoteT) -> Allocation:
-        """What a fast allocate returns: a copy of ``allocation`` (validated already)
-        that took its task's slot, remembered with ``note`` (:func:`holding_slot`, then
-        :meth:`remember`, in one step: this is on the path of every fast pair)."""
-        values = allocation.__dict__.copy()
+    def grant(self, values: dict[str, Any], fields_set: set[str], note: NoteT) -> Allocation:
+        """What a fast allocate returns: the allocation of ``values`` (a copy of a
+        validated allocation's fields, and of its ``fields_set``, taken before ``note``
+        was written from it: the caller's object may change meanwhile; this takes it
+        over) that took its task's slot, remembered with ``note`` (:func:`holding_slot`,
+        then :meth:`remember`, in one step: this is on the path of every fast pair)."""
         values["holds_slot"] = True
-        granted = trusted_allocation(values,
-                                     allocation.__pydantic_fields_set__ | _HOLDS_SLOT)
+        granted = trusted_allocation(values, fields_set | _HOLDS_SLOT)
         by_key = self._by_key
         if len(by_key) >= GRANTED_MAX:
             by_key.clear()
         by_key[values["agent_id"], values["task_id"]] = (granted, values.copy(), note)
         return granted
+
+    def take_for_release(self, agent_id: str, task_id: str
+                         ) -> tuple[Allocation | None, NoteT | None]:
+        """What a release finds granted for (agent, task), forgotten: the allocation and
+        its note, each None when there is none. Exact strs equal to the IDs of a granted
+        allocation are those (checked) IDs, so the release need not check them again
+        when its fast statement answers; anything else is checked here first
+        (:class:`~devcrew_core.errors.DefinitionError`), and a str subclass equal to
+        them still finds the entry."""
+        if type(agent_id) is not str or type(task_id) is not str:
+            validate_id(agent_id, "agent_id")
+            validate_id(task_id, "task_id")
+        noted = self.take_noted(agent_id, task_id)
+        return (None, None) if noted is None else noted
 
     def take(self, agent_id: str, task_id: str) -> Allocation | None:
         """The allocation granted for (agent, task), forgotten; None if there is none,

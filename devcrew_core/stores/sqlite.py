@@ -654,7 +654,9 @@ class SQLiteStore(Store):
         statement in the common case (see ``_ALLOCATE``), else one write transaction."""
         # On the path of every pair, under the GIL the client threads share: the fields
         # from the model's dict; exact strs matching the ID alphabet need no validate_id.
-        fields = allocation.__dict__
+        # (A copy: what is written and what is granted are the same values, whatever
+        # another thread does to the caller's object meanwhile.)
+        fields = allocation.__dict__.copy()
         agent_id, task_id = fields["agent_id"], fields["task_id"]
         if type(agent_id) is not str or type(task_id) is not str \
                 or _match_id(agent_id) is None or _match_id(task_id) is None:
@@ -672,7 +674,7 @@ class SQLiteStore(Store):
             raise StoreError(f"SQLite {self.path}: {exc}") from exc
         if taken:
             # Kept with the parameters, which _RELEASE_GRANTED takes as they are.
-            return self._granted.grant(allocation, parameters)
+            return self._granted.grant(fields, allocation.__pydantic_fields_set__, parameters)
         # Nothing was written: the task holds something there already, or the agent has
         # reservations, is full, or unknown. Decide with everything read.
         with self._tx() as conn:
@@ -760,13 +762,7 @@ class SQLiteStore(Store):
         """Remove an allocation (and free the slot it holds) atomically: one statement
         in the common cases (``_RELEASE_GRANTED``, ``_RELEASE``), else one write
         transaction. An allocation this store granted comes back as the same object."""
-        granted = parameters = None
-        # Exact strs equal to the IDs of a granted allocation are those (checked) IDs:
-        # no need to check them again when the fast statement answers.
-        if type(agent_id) is str and type(task_id) is str:
-            noted = self._granted.take_noted(agent_id, task_id)
-            if noted is not None:
-                granted, parameters = noted
+        granted, parameters = self._granted.take_for_release(agent_id, task_id)
         try:
             cursor = self._cursor
             if parameters is not None \

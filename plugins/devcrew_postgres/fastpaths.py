@@ -30,10 +30,11 @@ the fast path, and the caller uses the general function, with psycopg2's paramet
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from devcrew_core.ids import ID_PATTERN
 from devcrew_core.models.resources import Priority
-from devcrew_core.stores.records import Allocation
 from devcrew_postgres.sessions import Prepared
 
 #: SQLSTATEs after which a fast statement changed nothing and the general function
@@ -116,15 +117,14 @@ def _write_agent(agent_id: str) -> str | None:
     return written
 
 
-def allocate_arguments(allocation: Allocation, now: float) -> str | None:
-    """The arguments of :data:`FAST_ALLOCATE` for ``allocation`` at ``now``, which are
-    also those of :data:`FAST_RELEASE` for the allocation it grants; None when it is not
-    for the fast path (a reservation to redeem, an ID that is not exactly a ``str`` ID,
-    an amount or time that is not a finite float, a priority that is not a
-    :class:`Priority`)."""
-    # On the path of every fast pair, under the GIL the client threads share: read the
-    # fields from the model's dict, test exact types (see the module's docstring).
-    fields = allocation.__dict__
+def allocate_arguments(fields: Mapping[str, Any], now: float) -> str | None:
+    """The arguments of :data:`FAST_ALLOCATE` for the allocation whose fields (an
+    ``Allocation``'s ``__dict__``) are ``fields``, at ``now``, which are also those
+    of :data:`FAST_RELEASE` for the allocation it grants; None when it is not for the
+    fast path (a reservation to redeem, an ID that is not exactly a ``str`` ID, an amount
+    or time that is not a finite float, a priority that is not a :class:`Priority`)."""
+    # On the path of every fast pair, under the GIL the client threads share: the
+    # fields from the model's dict, exact types tested (see the module's docstring).
     agent_id, task_id = fields["agent_id"], fields["task_id"]
     created, cpu, memory = fields["created_at"], fields["cpu_cores"], fields["memory_mb"]
     disk, network = fields["disk_mb"], fields["network_mbps"]

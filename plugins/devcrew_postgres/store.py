@@ -439,12 +439,16 @@ class PostgresStore(Store):
         sessions = self._sessions
         if not sessions.in_batch():
             # Checks the IDs as it writes them (validate_id below says what is wrong).
-            arguments = allocate_arguments(allocation, now)
+            # A copy: what is written and what is granted are the same values, whatever
+            # another thread does to the caller's object meanwhile.
+            fields = allocation.__dict__.copy()
+            arguments = allocate_arguments(fields, now)
             if arguments is not None \
-                    and (allocation.agent_id, allocation.task_id) not in self._held \
+                    and (fields["agent_id"], fields["task_id"]) not in self._held \
                     and sessions.fast(FAST_ALLOCATE, arguments, FALLBACK_STATES) == 1:
                 # Kept for the release, which takes the same arguments.
-                return self._granted.grant(allocation, arguments)
+                return self._granted.grant(fields, allocation.__pydantic_fields_set__,
+                                           arguments)
         validate_id(allocation.agent_id, "agent_id")
         validate_id(allocation.task_id, "task_id")
         # Nothing was written: the task has a row here (its slot, see HeldSlots), or the
@@ -490,13 +494,7 @@ class PostgresStore(Store):
         """Remove an allocation, freeing the slot it holds, in one statement: the fast
         one for an allocation this store granted (``fastpaths.FAST_RELEASE``; the same
         object comes back), else the general function."""
-        granted = arguments = None
-        # Exact strs equal to the IDs of a granted allocation are those (checked) IDs:
-        # no need to check them again when the fast statement answers.
-        if type(agent_id) is str and type(task_id) is str:
-            noted = self._granted.take_noted(agent_id, task_id)
-            if noted is not None:
-                granted, arguments = noted
+        granted, arguments = self._granted.take_for_release(agent_id, task_id)
         sessions = self._sessions
         # Arguments were written for what the fast allocate granted (and the object is
         # unchanged): its entry may still be in the totals row. Anything else is a row.

@@ -22,7 +22,13 @@
 -- `holdings`, and a task is in `quick` or in `holdings` on an agent, never in both.
 --
 -- Upgrading: stop the processes of an older devcrew first (their fast statements write
--- jsonb). Entries of version 5 are settled into `holdings` here.
+-- jsonb). Entries of version 5 are settled into `holdings` here, with the totals rows
+-- locked against writes first: a version 5 fast statement committed between the copy
+-- and the type change would leave totals that no longer match the rows (its allocation
+-- counted and gone, or released and still a row); with the lock it waits, then fails
+-- on the text column (it changes nothing), and its store takes the general path.
+
+LOCK TABLE agent_totals IN SHARE ROW EXCLUSIVE MODE;
 
 INSERT INTO holdings (agent_id, task_id, slot_at, created_at, cpu_cores, memory_mb, disk_mb,
                       network_mbps, priority, preemptable, holds_slot)
