@@ -80,20 +80,20 @@ class GrantedAllocations(Generic[NoteT]):
     is a hint only, checked against the stored row before it is trusted, so a stale one
     (released elsewhere, another process) costs a fallback, never a wrong answer.
 
-    A store may keep a note with an allocation (what it wrote down for the release,
-    say): :meth:`take_noted` gives it back only while the allocation's fields are still
-    those it was written from (the object is the caller's, who may change it)."""
+    A fast grant keeps a note with the allocation (what the store wrote down for the
+    release): :meth:`take_for_release` gives it back only while the allocation's fields
+    are still those it was written from (the object is the caller's, who may change it).
+    An allocation the general path granted is remembered without one."""
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, str],
                            tuple[Allocation, dict[str, Any] | None, NoteT | None]] = {}
 
-    def remember(self, allocation: Allocation, note: NoteT | None = None) -> None:
-        """Keep ``allocation`` (and ``note``) for its release."""
+    def remember(self, allocation: Allocation) -> None:
+        """Keep ``allocation`` (granted by the general path: no note) for its release."""
         if len(self._by_key) >= GRANTED_MAX:
             self._by_key.clear()
-        fields = None if note is None else allocation.__dict__.copy()
-        self._by_key[allocation.agent_id, allocation.task_id] = (allocation, fields, note)
+        self._by_key[allocation.agent_id, allocation.task_id] = (allocation, None, None)
 
     def grant(self, values: dict[str, Any], fields_set: set[str], note: NoteT) -> Allocation:
         """What a fast allocate returns: the allocation of ``values`` (a copy of a
@@ -111,32 +111,20 @@ class GrantedAllocations(Generic[NoteT]):
 
     def take_for_release(self, agent_id: str, task_id: str
                          ) -> tuple[Allocation | None, NoteT | None]:
-        """What a release finds granted for (agent, task), forgotten: the allocation and
-        its note, each None when there is none. Exact strs equal to the IDs of a granted
-        allocation are those (checked) IDs, so the release need not check them again
-        when its fast statement answers; anything else is checked here first
-        (:class:`~devcrew_core.errors.DefinitionError`), and a str subclass equal to
-        them still finds the entry."""
+        """What a release finds granted for (agent, task), forgotten: the allocation (None
+        if there is none, or if its holder has since changed its IDs) and its note (None
+        also when a field of the allocation has changed since). Exact strs equal to the
+        IDs of a granted allocation are those (checked) IDs, so the release need not
+        check them again when its fast statement answers; anything else is checked here
+        first (:class:`~devcrew_core.errors.DefinitionError`), and a str subclass equal
+        to them still finds the entry."""
         if type(agent_id) is not str or type(task_id) is not str:
             validate_id(agent_id, "agent_id")
             validate_id(task_id, "task_id")
-        noted = self.take_noted(agent_id, task_id)
-        return (None, None) if noted is None else noted
-
-    def take(self, agent_id: str, task_id: str) -> Allocation | None:
-        """The allocation granted for (agent, task), forgotten; None if there is none,
-        or if its holder has since changed its IDs (the object is the caller's too)."""
-        noted = self.take_noted(agent_id, task_id)
-        return None if noted is None else noted[0]
-
-    def take_noted(self, agent_id: str, task_id: str
-                   ) -> tuple[Allocation, NoteT | None] | None:
-        """:meth:`take`, with the note kept with the allocation: None when there was
-        none, or when a field of the allocation has changed since."""
         entry = self._by_key.pop((agent_id, task_id), None)
         if entry is None:
-            return None
+            return None, None
         granted, fields, note = entry
         if granted.agent_id != agent_id or granted.task_id != task_id:
-            return None
+            return None, None
         return granted, (note if fields is not None and granted.__dict__ == fields else None)
